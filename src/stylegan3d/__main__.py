@@ -1,0 +1,3 @@
+from stylegan3d.cli.main import main
+
+main()

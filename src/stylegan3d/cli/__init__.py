@@ -1,0 +1,1 @@
+"""Command line interface (``stylegan3d`` / ``python -m stylegan3d``)."""

@@ -1,0 +1,72 @@
+"""``stylegan3d info``: numbers describing a preset or a checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+
+from stylegan3d.cli.app import SET_HELP, app, echo_json
+from stylegan3d.config import Config, apply_overrides, load_preset
+from stylegan3d.errors import UserError
+
+
+def describe(cfg: Config) -> dict:
+    """Summary of a configuration: geometry, latent sizes and parameter counts (built on meta)."""
+    from stylegan3d.nn import Discriminator, Generator, count_params
+
+    with torch.device("meta"):
+        g, d = Generator(cfg.model), Discriminator(cfg.model)
+    m = cfg.model
+    return {
+        "name": cfg.name,
+        "resolution": list(m.resolution),
+        "base_shape": list(m.base_shape),
+        "spacing_mm": m.spacing_mm,
+        "channels": m.channels,
+        "z_dim": m.z_dim,
+        "w_dim": m.w_dim,
+        "c_dim": m.c_dim,
+        "num_ws": m.num_ws,
+        "g_widths": m.stage_widths("g"),
+        "d_widths": m.stage_widths("d"),
+        "g_params": count_params(g),
+        "d_params": count_params(d),
+    }
+
+
+@app.command()
+def info(
+    ckpt: Annotated[Path | None, typer.Argument(help="Checkpoint (.safetensors or run directory).")] = None,
+    preset: Annotated[str | None, typer.Option(help="Preset name instead of a checkpoint.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Print configuration, parameter counts and (for checkpoints) training progress."""
+    if (ckpt is None) == (preset is None):
+        raise UserError("give either a checkpoint path or --preset NAME")
+    if preset is not None:
+        out = describe(apply_overrides(load_preset(preset), set_))
+    else:
+        from stylegan3d.train.checkpoint import read_sidecar, resolve_checkpoint
+
+        path = resolve_checkpoint(ckpt)
+        meta = read_sidecar(path)
+        cfg = apply_overrides(Config.from_dict(meta["config"]), set_)
+        out = describe(cfg)
+        out.update(
+            checkpoint=str(path),
+            kimg=meta.get("kimg"),
+            step=meta.get("step"),
+            version=meta.get("version"),
+            origin=meta.get("origin", "stylegan3d"),
+            metrics=meta.get("metrics", {}),
+        )
+    if as_json:
+        echo_json(out)
+        return
+    width = max(len(k) for k in out)
+    for k, v in out.items():
+        typer.echo(f"{k:<{width}}  {v}")

@@ -1,0 +1,169 @@
+"""Basic building blocks: equalised-learning-rate layers and separable FIR resampling.
+
+Everything works on ``[N, C, *spatial]`` tensors; the number of spatial dims (2 or 3)
+is read from the input, so the maths is N-D clean and 3D first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SQRT2 = math.sqrt(2.0)
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+
+
+def conv_nd(x: torch.Tensor, weight: torch.Tensor, **kwargs) -> torch.Tensor:
+    """``F.conv{1,2,3}d`` picked from ``x.ndim``."""
+    return _CONV[x.ndim - 2](x, weight, **kwargs)
+
+
+def conv_transpose_nd(x: torch.Tensor, weight: torch.Tensor, **kwargs) -> torch.Tensor:
+    """``F.conv_transpose{1,2,3}d`` picked from ``x.ndim``."""
+    return _CONV_T[x.ndim - 2](x, weight, **kwargs)
+
+
+def lrelu_gain(x: torch.Tensor, slope: float = 0.2) -> torch.Tensor:
+    """Leaky ReLU(0.2) times sqrt(2): keeps unit second moment for unit-variance input."""
+    return F.leaky_relu(x, slope) * SQRT2
+
+
+def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
+    """Pixel norm: scale each vector to unit root-mean-square along ``dim``."""
+    return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
+
+
+class EqualLinear(nn.Module):
+    """Fully connected layer with equalised learning rate.
+
+    Weights are stored ~N(0, 1) / lr_mul and scaled by lr_mul / sqrt(in_features) at run
+    time, so Adam's per-parameter step sizes are the same for every layer.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        bias_init: float = 0.0,
+        lr_mul: float = 1.0,
+        activation: bool = False,
+    ) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
+        self.bias = nn.Parameter(torch.full((out_features,), float(bias_init))) if bias else None
+        self.weight_gain = lr_mul / math.sqrt(in_features)
+        self.bias_gain = lr_mul
+        self.activation = activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight * self.weight_gain
+        b = self.bias * self.bias_gain if self.bias is not None else None
+        x = F.linear(x, w.to(x.dtype), b.to(x.dtype) if b is not None else None)
+        return lrelu_gain(x) if self.activation else x
+
+    def extra_repr(self) -> str:
+        return f"in={self.weight.shape[1]}, out={self.weight.shape[0]}, act={self.activation}"
+
+
+def fir_kernel(taps: Sequence[float], gain: float = 1.0) -> torch.Tensor:
+    """1-D FIR kernel normalised to sum ``gain`` (e.g. [1, 3, 3, 1] binomial)."""
+    k = torch.as_tensor(taps, dtype=torch.float32)
+    return k * (gain / k.sum())
+
+
+def fir_filter(x: torch.Tensor, kernel: torch.Tensor, pad: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """Depthwise separable FIR filter over every spatial axis of ``[N, C, *spatial]``.
+
+    The same 1-D ``kernel`` is applied along each axis (total DC gain = kernel.sum()**dims),
+    after zero-padding ``pad`` (before, after) voxels on each side of each axis.
+    """
+    nd = x.ndim - 2
+    c = x.shape[1]
+    if pad[0] or pad[1]:
+        x = F.pad(x, [pad[0], pad[1]] * nd)
+    k = kernel.to(device=x.device, dtype=x.dtype).flip(0)  # true convolution, not correlation
+    for axis in range(nd):
+        shape = [1, 1] + [1] * nd
+        shape[2 + axis] = k.numel()
+        x = conv_nd(x, k.reshape(shape).expand(c, *shape[1:]), groups=c)
+    return x
+
+
+class Blur(nn.Module):
+    """Separable FIR low-pass with padding (used before strided convs in D)."""
+
+    def __init__(self, taps: Sequence[float], pad: tuple[int, int], gain: float = 1.0) -> None:
+        super().__init__()
+        self.register_buffer("kernel", fir_kernel(taps, gain), persistent=False)
+        self.pad = pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fir_filter(x, self.kernel, self.pad)
+
+
+class EqualConv(nn.Module):
+    """N-D convolution with equalised learning rate and optional 2x FIR downsampling.
+
+    ``down=2`` reproduces StyleGAN2's ``conv_downsample``: blur with the low-pass filter
+    (padded so the output is exactly half size), then a stride-2 valid convolution.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        bias: bool = True,
+        activation: bool = False,
+        down: int = 1,
+        filter_taps: Sequence[float] = (1, 3, 3, 1),
+        spatial_dims: int = 3,
+        clamp: float | None = None,
+    ) -> None:
+        super().__init__()
+        shape = (out_channels, in_channels) + (kernel_size,) * spatial_dims
+        self.weight = nn.Parameter(torch.randn(shape))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.weight_gain = 1.0 / math.sqrt(in_channels * kernel_size**spatial_dims)
+        self.activation = activation
+        self.down = down
+        self.kernel_size = kernel_size
+        self.clamp = clamp
+        if down > 1:
+            p = (len(filter_taps) - down) + (kernel_size - 1)
+            self.blur = Blur(filter_taps, pad=((p + 1) // 2, p // 2))
+            self.padding = 0
+        else:
+            self.blur = None
+            self.padding = kernel_size // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = (self.weight * self.weight_gain).to(x.dtype)
+        if self.blur is not None:
+            x = self.blur(x)
+        x = conv_nd(x, w, stride=self.down, padding=self.padding)
+        return bias_act(x, self.bias, self.activation, self.clamp)
+
+    def extra_repr(self) -> str:
+        w = self.weight.shape
+        return f"in={w[1]}, out={w[0]}, k={self.kernel_size}, down={self.down}, act={self.activation}"
+
+
+def bias_act(
+    x: torch.Tensor, bias: torch.Tensor | None, activation: bool, clamp: float | None = None
+) -> torch.Tensor:
+    """Add a per-channel bias to ``[N, C, ...]``, then optional lrelu*sqrt(2) and clamp."""
+    if bias is not None:
+        x = x + bias.to(x.dtype).reshape([1, -1] + [1] * (x.ndim - 2))
+    if activation:
+        x = lrelu_gain(x)
+    if clamp is not None:
+        x = x.clamp(-clamp, clamp)
+    return x

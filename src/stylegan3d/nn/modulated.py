@@ -1,0 +1,155 @@
+"""Modulated convolution with weight demodulation (StyleGAN2), in 3D.
+
+For a style vector ``s`` (one scale per input channel) and weight ``w[o, i, k]``::
+
+    w'[o, i, k] = w[o, i, k] * s[i]
+    w''[o, i, k] = w'[o, i, k] / sqrt(sum_{i,k} w'[o, i, k]**2 + 1e-8)     (demodulation)
+
+Two numerically equivalent forms are provided:
+
+* **fused** — the batch is folded into the channel axis and each sample's modulated
+  kernel is applied by one grouped convolution (``groups=N``);
+* **non-fused** — ``x * s`` -> shared convolution -> ``* demod`` per output channel,
+  which never materialises per-sample kernels.
+
+Upsampling convs use a stride-2 transposed convolution followed by a separable FIR
+low-pass (zero-insertion + filtering), as the reference code does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from stylegan3d.nn.layers import EqualLinear, conv_nd, conv_transpose_nd, fir_filter, fir_kernel
+
+
+def _channels_last(x: torch.Tensor) -> bool:
+    return x.ndim == 5 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+def _keep_format(y: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return y.contiguous(memory_format=torch.channels_last_3d) if channels_last else y
+
+
+def up_padding(taps: int, kernel_size: int, up: int = 2) -> tuple[int, int]:
+    """FIR padding after a stride-``up`` transposed conv so the output is exactly ``up`` x input."""
+    p = (taps - up) - (kernel_size - 1)
+    return (p + 1) // 2 + up - 1, p // 2 + 1
+
+
+def demod_coefficients(weight: torch.Tensor, styles: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Per-sample, per-output-channel demodulation factors ``[N, Cout]``.
+
+    ``weight`` is ``[Cout, Cin, *k]``, ``styles`` is ``[N, Cin]``.
+    """
+    w2 = weight.float().square().flatten(2).sum(2)  # [Cout, Cin]
+    return (styles.float().square() @ w2.t() + eps).rsqrt()
+
+
+def modulated_conv(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    styles: torch.Tensor,
+    demodulate: bool = True,
+    up: int = 1,
+    up_kernel: torch.Tensor | None = None,
+    fused: bool = True,
+) -> torch.Tensor:
+    """Apply a modulated (and optionally demodulated, 2x upsampling) convolution.
+
+    Args:
+        x: input ``[N, Cin, *spatial]``.
+        weight: kernel ``[Cout, Cin, *k]`` already multiplied by its equalised-lr gain.
+        styles: per-sample input-channel scales ``[N, Cin]``.
+        demodulate: normalise each output channel to unit expected variance.
+        up: 1 or 2; with 2, stride-2 transposed conv then FIR ``up_kernel`` (1-D taps).
+        fused: grouped-conv form (True) or scale-conv-scale form (False).
+
+    Returns:
+        ``[N, Cout, *spatial * up]``.
+    """
+    n, cin = x.shape[:2]
+    cout = weight.shape[0]
+    k = weight.shape[2]
+    nd = x.ndim - 2
+    cl = _channels_last(x)
+    dcoefs = demod_coefficients(weight, styles) if demodulate else None
+    pad = up_padding(up_kernel.numel(), k, up) if up > 1 else None
+    if fused:
+        w = weight.unsqueeze(0) * styles.reshape(n, 1, cin, *([1] * nd)).to(weight.dtype)
+        if dcoefs is not None:
+            w = w * dcoefs.reshape(n, cout, 1, *([1] * nd)).to(w.dtype)
+        xg = _keep_format(x.reshape(1, n * cin, *x.shape[2:]), cl)
+        if up > 1:
+            wt = w.transpose(1, 2).reshape(n * cin, cout, *w.shape[3:])
+            y = conv_transpose_nd(xg, wt.to(x.dtype), stride=up, groups=n)
+        else:
+            y = conv_nd(xg, w.reshape(n * cout, cin, *w.shape[3:]).to(x.dtype), padding=k // 2, groups=n)
+        y = y.reshape(n, cout, *y.shape[2:])
+        y = _keep_format(y, cl)
+    else:
+        x = x * styles.reshape(n, cin, *([1] * nd)).to(x.dtype)
+        if up > 1:
+            y = conv_transpose_nd(x, weight.transpose(0, 1).to(x.dtype), stride=up)
+        else:
+            y = conv_nd(x, weight.to(x.dtype), padding=k // 2)
+        if dcoefs is not None:
+            y = y * dcoefs.reshape(n, cout, *([1] * nd)).to(y.dtype)
+    if up > 1:
+        y = fir_filter(y, up_kernel, pad)
+    return y
+
+
+class ModulatedConv(nn.Module):
+    """Modulated conv layer: learned kernel + affine map from w to the style ``s``.
+
+    The affine's bias is initialised to 1 so that styles start near identity.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        w_dim: int,
+        kernel_size: int = 3,
+        demodulate: bool = True,
+        up: int = 1,
+        up_taps: Sequence[float] = (1, 3, 3, 1),
+        up_gain: str = "unit",
+        spatial_dims: int = 3,
+    ) -> None:
+        super().__init__()
+        self.affine = EqualLinear(w_dim, in_channels, bias_init=1.0)
+        shape = (out_channels, in_channels) + (kernel_size,) * spatial_dims
+        self.weight = nn.Parameter(torch.randn(shape))
+        self.weight_gain = 1.0 / math.sqrt(in_channels * kernel_size**spatial_dims)
+        self.demodulate = demodulate
+        self.up = up
+        self.fused: bool | None = None  # None = auto (see forward)
+        if up > 1:
+            total = float(up**spatial_dims) if up_gain == "unit" else float(up**2)
+            self.register_buffer("up_kernel", fir_kernel(up_taps, total ** (1.0 / spatial_dims)), persistent=False)
+        else:
+            self.up_kernel = None
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
+        styles = self.affine(w.float())
+        if fused is None:
+            fused = self.fused if self.fused is not None else not (x.is_cuda and self.training)
+        return modulated_conv(
+            x,
+            self.weight * self.weight_gain,
+            styles,
+            demodulate=self.demodulate,
+            up=self.up,
+            up_kernel=self.up_kernel,
+            fused=fused,
+        )
+
+    def extra_repr(self) -> str:
+        w = self.weight.shape
+        return f"in={w[1]}, out={w[0]}, k={w[2]}, up={self.up}, demod={self.demodulate}"
