@@ -91,9 +91,7 @@ class ModelConfig:
             raise UserError(f"resolution {self.resolution} and base_shape {self.base_shape} must both be 3D")
         ratios = [r / b for r, b in zip(self.resolution, self.base_shape, strict=True)]
         if len(set(ratios)) != 1 or ratios[0] < 1 or not float(math.log2(ratios[0])).is_integer():
-            raise UserError(
-                f"resolution {self.resolution} must be base_shape {self.base_shape} times one power of 2"
-            )
+            raise UserError(f"resolution {self.resolution} must be base_shape {self.base_shape} times one power of 2")
         for name in ("z_dim", "w_dim", "channels"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be >= 1")

@@ -1,7 +1,14 @@
 """Networks: equalised-lr layers, modulated convolution, generator, discriminator."""
 
 from stylegan3d.nn.discriminator import Discriminator, MinibatchStd
-from stylegan3d.nn.generator import Generator, MappingNetwork, SynthesisNetwork, truncate
+from stylegan3d.nn.generator import (
+    Generator,
+    MappingNetwork,
+    SynthesisNetwork,
+    seeds_to_z,
+    to_unit_range,
+    truncate,
+)
 from stylegan3d.nn.layers import Blur, EqualConv, EqualLinear, fir_filter, fir_kernel
 from stylegan3d.nn.modulated import ModulatedConv, modulated_conv
 
@@ -18,6 +25,8 @@ __all__ = [
     "fir_filter",
     "fir_kernel",
     "modulated_conv",
+    "seeds_to_z",
+    "to_unit_range",
     "truncate",
 ]
 

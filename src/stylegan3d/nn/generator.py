@@ -92,7 +92,13 @@ class SynthesisLayer(nn.Module):
     ) -> None:
         super().__init__()
         self.conv = ModulatedConv(
-            in_channels, out_channels, w_dim, 3, up=up, up_taps=up_taps or [1, 3, 3, 1], up_gain=up_gain,
+            in_channels,
+            out_channels,
+            w_dim,
+            3,
+            up=up,
+            up_taps=up_taps or [1, 3, 3, 1],
+            up_gain=up_gain,
             spatial_dims=len(resolution),
         )
         self.resolution = tuple(resolution)
@@ -155,8 +161,14 @@ class SynthesisNetwork(nn.Module):
             res = [r * 2 for r in res]
             layers.append(
                 SynthesisLayer(
-                    widths[s - 1], widths[s], cfg.w_dim, tuple(res), up=2, up_taps=g.up_filter,
-                    up_gain=g.up_filter_gain, clamp=g.conv_clamp,
+                    widths[s - 1],
+                    widths[s],
+                    cfg.w_dim,
+                    tuple(res),
+                    up=2,
+                    up_taps=g.up_filter,
+                    up_gain=g.up_filter_gain,
+                    clamp=g.conv_clamp,
                 )
             )
             layers.append(SynthesisLayer(widths[s], widths[s], cfg.w_dim, tuple(res), clamp=g.conv_clamp))
@@ -201,7 +213,12 @@ class Generator(nn.Module):
         self.z_dim, self.w_dim, self.c_dim = cfg.z_dim, cfg.w_dim, cfg.c_dim
         self.num_ws = cfg.num_ws
         self.mapping = MappingNetwork(
-            cfg.z_dim, cfg.w_dim, cfg.num_ws, cfg.c_dim, cfg.g.mapping_layers, cfg.g.mapping_lr_mul,
+            cfg.z_dim,
+            cfg.w_dim,
+            cfg.num_ws,
+            cfg.c_dim,
+            cfg.g.mapping_layers,
+            cfg.g.mapping_lr_mul,
             cfg.g.w_avg_beta,
         )
         self.synthesis = SynthesisNetwork(cfg)
@@ -223,3 +240,19 @@ class Generator(nn.Module):
         """Run the synthesis in ``channels_last_3d`` memory format (faster with bf16 on CPU)."""
         self.synthesis.channels_last = enabled
         return self
+
+
+def seeds_to_z(seeds: list[int], z_dim: int) -> torch.Tensor:
+    """Latents ``[N, z_dim]`` for integer seeds: ``z = RandomState(seed).randn(z_dim)``.
+
+    The same convention as NVlabs' tools, independent of torch's RNG and device, so a seed
+    names the same latent everywhere (generate, metrics, mix, training snapshots).
+    """
+    import numpy as np
+
+    return torch.from_numpy(np.stack([np.random.RandomState(int(s) % (2**32)).randn(z_dim) for s in seeds])).float()
+
+
+def to_unit_range(x: torch.Tensor) -> torch.Tensor:
+    """Map network output in [-1, 1] to stored intensities in [0, 1] (clamped)."""
+    return ((x.float() + 1.0) * 0.5).clamp(0.0, 1.0)

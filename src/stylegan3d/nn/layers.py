@@ -156,9 +156,7 @@ class EqualConv(nn.Module):
         return f"in={w[1]}, out={w[0]}, k={self.kernel_size}, down={self.down}, act={self.activation}"
 
 
-def bias_act(
-    x: torch.Tensor, bias: torch.Tensor | None, activation: bool, clamp: float | None = None
-) -> torch.Tensor:
+def bias_act(x: torch.Tensor, bias: torch.Tensor | None, activation: bool, clamp: float | None = None) -> torch.Tensor:
     """Add a per-channel bias to ``[N, C, ...]``, then optional lrelu*sqrt(2) and clamp."""
     if bias is not None:
         x = x + bias.to(x.dtype).reshape([1, -1] + [1] * (x.ndim - 2))

@@ -60,7 +60,7 @@ def load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str
         if bad_shape:
             k = bad_shape[0]
             parts.append(
-                f"{len(bad_shape)} shape mismatch(es), e.g. {k}: file {list(got[k].shape)} vs model {list(own[k].shape)}"
+                f"{len(bad_shape)} shape mismatch(es), e.g. {k}: {list(got[k].shape)} vs model {list(own[k].shape)}"
             )
         raise CheckpointError(f"checkpoint {path} does not match the {prefix} network ({'; '.join(parts)})")
     module.load_state_dict(got, strict=True)
