@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from stylegan3d.config import ModelConfig
-from stylegan3d.nn.layers import EqualConv, EqualLinear, normalize_2nd_moment
+from stylegan3d.nn.layers import EqualConv, EqualLinear, autocast_dtype, normalize_2nd_moment
 
 
 class DiscriminatorBlock(nn.Module):
@@ -81,8 +81,8 @@ class Discriminator(nn.Module):
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         if tuple(x.shape[2:]) != self.resolution or x.shape[1] != self.channels:
             raise ValueError(f"D expects [N, {self.channels}, {self.resolution}], got {list(x.shape)}")
-        if torch.is_autocast_enabled(x.device.type):
-            x = x.to(torch.get_autocast_dtype(x.device.type))
+        if (dtype := autocast_dtype(x)) is not None:
+            x = x.to(dtype)
         if self.channels_last and x.ndim == 5:
             x = x.contiguous(memory_format=torch.channels_last_3d)
         x = self.fromrgb(x)

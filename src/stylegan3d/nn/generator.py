@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from stylegan3d.config import ModelConfig
-from stylegan3d.nn.layers import EqualLinear, bias_act, normalize_2nd_moment
+from stylegan3d.nn.layers import EqualLinear, autocast_dtype, bias_act, normalize_2nd_moment
 from stylegan3d.nn.modulated import ModulatedConv
 
 NOISE_MODES = ("random", "const", "none")
@@ -193,8 +193,8 @@ class SynthesisNetwork(nn.Module):
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}")
         n = ws.shape[0]
         x = self.const.unsqueeze(0).expand(n, *self.const.shape)
-        if torch.is_autocast_enabled(ws.device.type):
-            x = x.to(torch.get_autocast_dtype(ws.device.type))
+        if (dtype := autocast_dtype(ws)) is not None:
+            x = x.to(dtype)
         if self.channels_last and x.ndim == 5:
             x = x.contiguous(memory_format=torch.channels_last_3d)
         else:

@@ -165,3 +165,11 @@ def bias_act(x: torch.Tensor, bias: torch.Tensor | None, activation: bool, clamp
     if clamp is not None:
         x = x.clamp(-clamp, clamp)
     return x
+
+
+def autocast_dtype(x: torch.Tensor) -> torch.dtype | None:
+    """The low-precision dtype autocast uses for ``x``'s device, or None when autocast is off."""
+    kind = x.device.type
+    if kind not in ("cpu", "cuda", "xpu") or not torch.is_autocast_enabled(kind):
+        return None
+    return torch.get_autocast_dtype(kind)
