@@ -200,7 +200,11 @@ def _from_dict(cls: type, data: Any, where: str) -> Any:
     kwargs = {}
     for key, value in data.items():
         hint = hints[key]
-        kwargs[key] = _from_dict(hint, value, f"{where}{key}.") if is_dataclass(hint) else value
+        if is_dataclass(hint):
+            value = _from_dict(hint, value, f"{where}{key}.")
+        elif float in getattr(hint, "__args__", (hint,)) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # JSON writes 20.0 as 20
+        kwargs[key] = value
     return cls(**kwargs)
 
 

@@ -14,8 +14,10 @@ sidecar's SHA-256 detects truncated or tampered files.
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import signal
 import time
 import warnings
 from pathlib import Path
@@ -117,6 +119,20 @@ def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
         torch.cuda.set_rng_state(tensors["rng.cuda"])
 
 
+_saves_in_process = 0
+
+
+def _fault_kill_in_save() -> None:
+    """Fault injection for crash tests: SIGKILL this process inside its N-th checkpoint write
+    (after the temporary file is written, before it is renamed) when
+    ``STYLEGAN3D_FAULT_KILL_IN_SAVE=N`` is set."""
+    global _saves_in_process
+    _saves_in_process += 1
+    target = os.environ.get("STYLEGAN3D_FAULT_KILL_IN_SAVE")
+    if target and int(target) == _saves_in_process:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def save_tensors_file(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
     """Atomically write ``path`` (.safetensors) and its JSON sidecar holding ``meta`` + SHA-256."""
     from safetensors.torch import save_file
@@ -124,6 +140,7 @@ def save_tensors_file(path: Path, tensors: dict[str, torch.Tensor], meta: dict[s
     path = Path(path)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"format": FORMAT})
+        _fault_kill_in_save()
     meta = dict(meta)
     meta.update(format=FORMAT, format_version=FORMAT_VERSION, file=path.name, sha256=sha256_file(path))
     meta.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))

@@ -1,0 +1,724 @@
+"""Turn a folder of scans into a training set: reorient, resample, crop/pad, scale, store.
+
+Per volume (:func:`prepare_array`): reorient to RAS (exact axis permutation/flip), choose
+the target voxel grid (``mni``: one fixed world grid for all volumes; ``centre``: the same
+spacing and shape centred on the brain / field of view), low-pass filter when downsampling
+(Gaussian, sigma = (zoom - 1) / 2 source voxels per axis, the rule of
+``skimage.transform.rescale``), trilinear resampling onto the grid, and robust scaling of
+intensities to [0, 1] (percentiles of the non-zero voxels).
+
+Per dataset (:func:`prepare_dataset`): sources are hashed and prepared in parallel
+processes; each result is stored atomically in ``DATASET/.parts/`` so nothing finished is
+lost when a later file fails or the run is killed, then ``volumes.npy`` + ``manifest.json``
+are assembled atomically. Re-running skips unchanged files (by SHA-256) and appends new ones.
+Bad files never stop the job: each gives one line in the report and in ``errors.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from stylegan3d.data.io import check_affine, check_volume, load_volume, volume_stem, volume_suffix
+from stylegan3d.errors import DataError, UserError
+from stylegan3d.fileio import atomic_path, atomic_write_json, sha256_file
+
+MNI_CENTRE_MM = (0.0, -18.0, 6.0)
+"""MNI point (mm) at voxel ``shape // 2`` of the fixed MNI grid: the centre of the bounding box
+of the MNI152 2009 brain mask shipped with nilearn ((0, -17, 5) mm), rounded to the 2 mm lattice.
+At every preset (160 x 192 x 224 mm field of view) the whole brain fits with a margin."""
+
+PREPARE_VERSION = 1
+"""Bumped whenever the per-volume algorithm changes, so cached parts are not reused."""
+
+LIST_SUFFIXES = (".txt", ".lst", ".list")
+"""A source file with one of these suffixes is a text list of paths (one per line, ``#`` comments)."""
+
+FRAMES = ("centre", "mni")
+DTYPES = ("float16", "float32")
+
+
+@dataclass
+class Geometry:
+    """Target voxel grid of a dataset: shape [D, H, W], spacing [3] mm, affine of the MNI grid.
+
+    ``affine`` maps voxel indices (i, j, k) to RAS mm with voxel ``shape // 2`` at
+    :data:`MNI_CENTRE_MM`. In ``frame='mni'`` every volume is resampled onto exactly this
+    grid; in ``frame='centre'`` each volume gets the same shape/spacing centred on its own
+    brain (its ``target_affine`` differs; the dataset-level affine stays this MNI grid).
+    """
+
+    shape: list[int]
+    spacing: list[float]
+    affine: np.ndarray
+    frame: str = "centre"
+
+    def __post_init__(self) -> None:
+        self.shape = [int(s) for s in self.shape]
+        self.spacing = [float(s) for s in self.spacing]
+        self.affine = np.asarray(self.affine, dtype=np.float64)
+        if len(self.shape) != 3 or min(self.shape) < 2:
+            raise UserError(f"target shape must be three sizes >= 2, got {self.shape}")
+        if len(self.spacing) != 3 or min(self.spacing) <= 0 or not np.isfinite(self.spacing).all():
+            raise UserError(f"target spacing must be three positive sizes in mm, got {self.spacing}")
+        if self.frame not in FRAMES:
+            raise UserError(f"frame must be one of {', '.join(FRAMES)}, got {self.frame!r}")
+        if self.affine.shape != (4, 4):
+            raise UserError("geometry affine must be 4x4")
+
+    @classmethod
+    def from_shape(
+        cls,
+        shape: Sequence[int],
+        spacing: float | Sequence[float],
+        frame: str = "centre",
+        centre_mm: Sequence[float] = MNI_CENTRE_MM,
+    ) -> Geometry:
+        """The MNI grid of ``shape`` voxels of ``spacing`` mm with voxel ``shape // 2`` at ``centre_mm``."""
+        sp = [float(spacing)] * 3 if np.isscalar(spacing) else [float(s) for s in spacing]
+        shp = [int(s) for s in shape]
+        if len(sp) != 3 or len(shp) != 3:
+            raise UserError(f"need a 3D shape and spacing, got shape {list(shape)} and spacing {sp}")
+        return cls(shp, sp, grid_affine(shp, sp, centre_mm), frame)
+
+    @classmethod
+    def from_preset(cls, cfg: Any, frame: str = "centre") -> Geometry:
+        """Geometry of a model: ``cfg`` is a ModelConfig, a Config or a preset name."""
+        from stylegan3d.config import Config, load_preset
+
+        if isinstance(cfg, str):
+            cfg = load_preset(cfg)
+        model = cfg.model if isinstance(cfg, Config) else cfg
+        if len(model.resolution) != 3:
+            raise UserError(f"preset resolution {model.resolution} is not 3D")
+        return cls.from_shape(model.resolution, model.spacing_mm, frame)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Geometry:
+        """Inverse of :meth:`to_dict` (also accepts a dataset manifest)."""
+        return cls(d["shape"], d["spacing"], np.asarray(d["affine"]), d.get("frame", "centre"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shape": self.shape, "spacing": self.spacing, "affine": self.affine.tolist(), "frame": self.frame}
+
+
+def grid_affine(shape: Sequence[int], spacing: Sequence[float], centre_mm: Sequence[float], axes=None) -> np.ndarray:
+    """4x4 affine of a grid with voxel ``shape // 2`` at world point ``centre_mm``.
+
+    ``axes`` (3x3, unit columns) gives the direction of the voxel axes (default: RAS identity).
+    """
+    rot = np.eye(3) if axes is None else np.asarray(axes, dtype=np.float64)
+    aff = np.eye(4)
+    aff[:3, :3] = rot * np.asarray(spacing, dtype=np.float64)[None, :]
+    aff[:3, 3] = np.asarray(centre_mm, dtype=np.float64) - aff[:3, :3] @ (np.asarray(shape) // 2)
+    return aff
+
+
+def voxel_sizes(affine: np.ndarray) -> np.ndarray:
+    """Voxel size (mm) along each voxel axis: column norms of the 3x3 part."""
+    return np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
+
+
+def reorient_ras(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Permute/flip voxel axes so they point (closest to) Right, Anterior, Superior.
+
+    Exact (no interpolation); the world position of every voxel is unchanged.
+    """
+    import nibabel.orientations as nio
+
+    ornt = nio.io_orientation(affine)
+    if np.array_equal(ornt, [[0, 1], [1, 1], [2, 1]]):
+        return data, np.asarray(affine, dtype=np.float64)
+    out = nio.apply_orientation(data, ornt)
+    return np.ascontiguousarray(out), affine @ nio.inv_ornt_aff(ornt, data.shape)
+
+
+def resample_to(
+    array: np.ndarray,
+    src_affine: np.ndarray,
+    dst_affine: np.ndarray,
+    dst_shape: Sequence[int],
+    order: int = 1,
+    antialias: bool = True,
+    cval: float = 0.0,
+) -> np.ndarray:
+    """Resample a 3D ``array`` (voxel-to-world ``src_affine``) onto the grid ``dst_affine``/``dst_shape``.
+
+    Order-1 (trilinear) by default; points outside the source get ``cval``. With
+    ``antialias``, source axes that are sampled more coarsely than their spacing are first
+    Gaussian-filtered with sigma = (zoom - 1) / 2 voxels. Only the part of the source that the
+    target grid touches is filtered, so large scans resample quickly. Returns float32
+    ``[dst_shape]``.
+    """
+    src = np.asarray(array)
+    if src.ndim != 3:
+        raise DataError(f"resample_to needs a 3D array, got shape {src.shape}")
+    dst_shape = tuple(int(s) for s in dst_shape)
+    m = np.linalg.inv(np.asarray(src_affine, dtype=np.float64)) @ np.asarray(dst_affine, dtype=np.float64)
+    matrix, offset = m[:3, :3], m[:3, 3].copy()
+    zoom = np.linalg.norm(matrix, axis=1)
+    sigma = np.maximum(0.0, (zoom - 1.0) / 2.0) if antialias else np.zeros(3)
+    corners = np.array(np.meshgrid(*[[0, s - 1] for s in dst_shape], indexing="ij")).reshape(3, -1)
+    src_pts = matrix @ corners + offset[:, None]
+    margin = np.ceil(4.0 * sigma).astype(int) + 2
+    lo = np.maximum(np.floor(src_pts.min(axis=1)).astype(int) - margin, 0)
+    hi = np.minimum(np.ceil(src_pts.max(axis=1)).astype(int) + margin + 1, src.shape)
+    if np.any(hi <= lo):
+        return np.full(dst_shape, cval, dtype=np.float32)
+    sub = np.asarray(src[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], dtype=np.float32)
+    offset -= lo
+    if sigma.max() > 0:
+        sub = ndimage.gaussian_filter(sub, sigma=sigma, mode="nearest")
+    return ndimage.affine_transform(
+        sub, matrix, offset=offset, output_shape=dst_shape, order=order, mode="constant", cval=cval, prefilter=order > 1
+    ).astype(np.float32, copy=False)
+
+
+def _foreground_centre(
+    data: np.ndarray, affine: np.ndarray, mask: np.ndarray | None, tail: float = 0.001
+) -> np.ndarray:
+    """World (mm) centre of the robust bounding box of the foreground.
+
+    Foreground: ``mask`` if given, else voxels above 10 % of the 99th percentile of the
+    non-zero voxels (the brain of a skull-stripped scan, the head otherwise). The box ignores
+    ``tail`` of the foreground on each side; an empty foreground gives the field-of-view centre.
+    """
+    if mask is not None:
+        fg = mask > 0.5
+    else:
+        sample = data[::2, ::2, ::2]
+        nz = sample[sample != 0]
+        fg = data > 0.1 * np.percentile(nz, 99.0) if nz.size else np.zeros(data.shape, bool)
+    total = int(fg.sum())
+    centre_vox = (np.asarray(data.shape) - 1) / 2.0
+    if total:
+        for ax in range(3):
+            cum = np.cumsum(fg.sum(axis=tuple(a for a in range(3) if a != ax)))
+            lo = int(np.searchsorted(cum, tail * total, side="right"))
+            hi = int(np.searchsorted(cum, (1.0 - tail) * total, side="left"))
+            centre_vox[ax] = (lo + hi) / 2.0
+    return (affine @ np.append(centre_vox, 1.0))[:3]
+
+
+def target_affine_for(
+    data: np.ndarray, affine: np.ndarray, geom: Geometry, mask: np.ndarray | None = None
+) -> np.ndarray:
+    """Target grid of one RAS-oriented volume: the MNI grid (``mni``) or a grid of the same
+    shape/spacing, axes along the volume's own voxel axes, centred on its foreground (``centre``)."""
+    if geom.frame == "mni":
+        return geom.affine.copy()
+    axes = affine[:3, :3] / voxel_sizes(affine)[None, :]
+    return grid_affine(geom.shape, geom.spacing, _foreground_centre(data, affine, mask), axes)
+
+
+def prepare_array(
+    data: np.ndarray,
+    affine: np.ndarray,
+    geom: Geometry,
+    lower_pct: float = 0.5,
+    upper_pct: float = 99.5,
+    mask: np.ndarray | float | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Prepare one volume exactly like the training data.
+
+    ``data`` [X, Y, Z] with voxel-to-RAS-mm ``affine`` (any orientation). ``mask``: an array
+    on the same voxel grid (brain mask; voxels outside become 0 and intensity percentiles
+    are taken inside it) or a float threshold in [0, 1] applied after scaling. Returns float32
+    ``[D, H, W]`` in [0, 1] on the target grid and ``info`` with ``target_affine`` (4x4 list),
+    ``orig_shape``, ``orig_affine``, ``orig_spacing`` and ``intensity`` ``{"lo", "hi"}``
+    (source values mapped to 0 and 1). Background (exact zeros) stays 0.
+    """
+    data = check_volume(np.asarray(data, dtype=np.float32))
+    affine = check_affine(affine)
+    if not 0.0 <= lower_pct < upper_pct <= 100.0:
+        raise UserError(f"need 0 <= lower percentile < upper percentile <= 100, got {lower_pct}, {upper_pct}")
+    mask_arr = None
+    if isinstance(mask, np.ndarray):
+        if mask.shape != data.shape:
+            raise DataError(f"mask shape {list(mask.shape)} differs from the volume's {list(data.shape)}")
+        mask_arr = mask.astype(np.float32)
+    data_r, aff_r = reorient_ras(data, affine)
+    mask_r = reorient_ras(mask_arr, affine)[0] if mask_arr is not None else None
+    target = target_affine_for(data_r, aff_r, geom, mask_r)
+    out = resample_to(data_r, aff_r, target, geom.shape, order=1)
+    inside = out != 0
+    if mask_r is not None:
+        inside &= resample_to(mask_r, aff_r, target, geom.shape, order=1) > 0.5
+    values = out[inside]
+    if values.size < 8:
+        raise DataError("no foreground inside the target field of view (empty volume or no overlap with the grid)")
+    lo, hi = (float(v) for v in np.percentile(values, [lower_pct, upper_pct]))
+    if not hi - lo > 1e-6 * max(abs(hi), abs(lo), 1e-12):
+        raise DataError(f"constant intensity ({lo:g}) inside the field of view")
+    scaled = np.clip((out - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+    scaled[~inside] = 0.0
+    if isinstance(mask, int | float) and not isinstance(mask, bool):
+        scaled[scaled < float(mask)] = 0.0
+    info = {
+        "target_affine": target.tolist(),
+        "orig_shape": [int(s) for s in data.shape],
+        "orig_affine": np.asarray(affine).tolist(),
+        "orig_spacing": voxel_sizes(affine).tolist(),
+        "intensity": {"lo": lo, "hi": hi},
+    }
+    return scaled, info
+
+
+# ----------------------------------------------------------------------------- dataset
+
+
+@dataclass
+class PrepareReport:
+    """Outcome of :func:`prepare_dataset` (also what ``prepare`` prints)."""
+
+    out: Path
+    total: int = 0
+    """Volumes in the dataset after this run."""
+    prepared: list[str] = field(default_factory=list)
+    """Sources prepared in this run (new or changed content)."""
+    resumed: list[str] = field(default_factory=list)
+    """Sources whose result was already in ``.parts`` (an interrupted earlier run)."""
+    unchanged: list[str] = field(default_factory=list)
+    """Sources already in the dataset with the same SHA-256 (nothing done)."""
+    duplicates: list[dict[str, str]] = field(default_factory=list)
+    """Sources whose content equals another source (``{"source", "same_as"}``); not added twice."""
+    errors: list[dict[str, str]] = field(default_factory=list)
+    """One ``{"source", "error"}`` per bad input."""
+    ignored: int = 0
+    """Files in source folders without a volume suffix (e.g. README, JSON sidecars)."""
+    seconds: float = 0.0
+
+    def exit_code(self, strict: bool = False) -> int:
+        """0 when the dataset holds at least one volume (and, with ``strict``, nothing failed)."""
+        return 0 if self.total > 0 and not (strict and self.errors) else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out),
+            "total": self.total,
+            "prepared": self.prepared,
+            "resumed": self.resumed,
+            "unchanged": self.unchanged,
+            "duplicates": self.duplicates,
+            "errors": self.errors,
+            "ignored": self.ignored,
+            "seconds": self.seconds,
+        }
+
+
+def expand_sources(sources: Iterable[str | os.PathLike]) -> tuple[list[Path], list[dict[str, str]], int]:
+    """Expand files, folders (recursive; files with a volume suffix) and text lists of paths.
+
+    Returns ``(paths, errors, ignored)``: absolute, de-duplicated paths in a stable order,
+    one error per missing/unreadable source, and the number of non-volume files skipped in folders.
+    """
+    paths: list[Path] = []
+    errors: list[dict[str, str]] = []
+    ignored = 0
+
+    def add(p: Path, from_list: Path | None = None) -> None:
+        nonlocal ignored
+        if from_list is not None and not p.is_absolute():
+            p = from_list.parent / p
+        if p.is_dir():
+            try:
+                found = sorted(q for q in p.rglob("*") if q.is_file() or q.is_symlink())
+            except OSError as e:
+                errors.append({"source": str(p), "error": f"cannot list folder ({e.strerror or e})"})
+                return
+            for q in found:
+                if volume_suffix(q) is None or q.name.startswith("."):
+                    ignored += 1
+                elif volume_suffix(q) != ".img":  # Analyze/NIfTI pairs are read through their .hdr
+                    paths.append(q)
+        elif p.suffix.lower() in LIST_SUFFIXES and p.is_file():
+            try:
+                lines = p.read_text().splitlines()
+            except (OSError, UnicodeDecodeError) as e:
+                errors.append({"source": str(p), "error": f"cannot read path list ({e})"})
+                return
+            for line in lines:
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    add(Path(line), from_list=p)
+        else:
+            paths.append(p)  # missing or unreadable files are reported by the worker
+
+    for s in sources:
+        add(Path(s).expanduser())
+    seen: set[Path] = set()
+    unique = []
+    for p in paths:
+        q = p.absolute()
+        if q not in seen:
+            seen.add(q)
+            unique.append(q)
+    return unique, errors, ignored
+
+
+def _mask_path(source: Path, pattern: str) -> Path:
+    """Mask file of ``source``: ``pattern`` with ``{stem}`` / ``{name}`` filled, relative to its folder."""
+    p = Path(pattern.format(stem=volume_stem(source), name=source.name))
+    return p if p.is_absolute() else source.parent / p
+
+
+def _settings(
+    geom: Geometry,
+    lower_pct: float,
+    upper_pct: float,
+    mask_threshold: float | None,
+    mask_pattern: str | None,
+    volume_index: int | None,
+    dtype: str,
+) -> dict[str, Any]:
+    return {
+        "version": PREPARE_VERSION,
+        **geom.to_dict(),
+        "intensity": {"lower_pct": float(lower_pct), "upper_pct": float(upper_pct)},
+        "mask": {"threshold": mask_threshold, "pattern": mask_pattern},
+        "volume_index": volume_index,
+        "dtype": dtype,
+    }
+
+
+def _settings_key(settings: dict[str, Any]) -> str:
+    from stylegan3d.fileio import sha256_bytes
+
+    return sha256_bytes(json.dumps(settings, sort_keys=True, separators=(",", ":")).encode())[:12]
+
+
+def _part_paths(parts: Path, sha: str, key: str) -> tuple[Path, Path]:
+    return parts / f"{sha}-{key}.npy", parts / f"{sha}-{key}.json"
+
+
+def _prepare_one(source_path: str) -> dict[str, Any]:
+    """Worker: hash one source, then reuse or compute its prepared volume (stored in ``.parts``)."""
+    task = _CTX
+    source = Path(source_path)
+    result: dict[str, Any] = {"source": str(source)}
+    try:
+        try:
+            sha = sha256_file(source)
+        except OSError as e:
+            load_volume(source)  # gives the precise one-line reason (missing, directory, ...)
+            raise DataError(f"cannot read file ({e.strerror or e})") from None
+        result["sha256"] = sha
+        if sha in task["known"]:
+            result["status"] = "known"
+            return result
+        s = task["settings"]
+        npy, meta = _part_paths(Path(task["parts"]), sha, task["key"])
+        if npy.is_file() and meta.is_file():
+            result.update(status="resumed", info=json.loads(meta.read_text()))
+            return result
+        data, affine = load_volume(source, s["volume_index"])
+        mask: np.ndarray | float | None = s["mask"]["threshold"]
+        if s["mask"]["pattern"]:
+            mpath = _mask_path(source, s["mask"]["pattern"])
+            try:
+                mask = load_volume(mpath)[0]
+            except DataError as e:
+                raise DataError(f"mask {mpath.name}: {e}") from None
+        geom = Geometry.from_dict(s)
+        vol, info = prepare_array(data, affine, geom, s["intensity"]["lower_pct"], s["intensity"]["upper_pct"], mask)
+        with atomic_path(npy, suffix=".npy") as tmp, open(tmp, "wb") as f:
+            np.save(f, vol[None].astype(s["dtype"]))
+        atomic_write_json(meta, info)  # written last: a part counts only when its JSON exists
+        result.update(status="prepared", info=info)
+    except DataError as e:
+        result.update(status="error", error=str(e))
+    except MemoryError:
+        result.update(status="error", error="out of memory while preparing this volume")
+    except UserError as e:  # e.g. a cache file that cannot be written
+        result.update(status="error", error=str(e))
+    except Exception as e:  # a file that trips a library in an unforeseen way must not stop the job
+        result.update(status="error", error=f"unexpected {type(e).__name__}: {' '.join(str(e).split())}")
+    return result
+
+
+def _outcome(future: Any, source: str) -> dict[str, Any]:
+    """Result of a worker future; a crashed worker process becomes an error line for its file."""
+    try:
+        return future.result()
+    except Exception as e:
+        why = " ".join(str(e).split()) or type(e).__name__
+        return {"source": source, "status": "error", "error": f"worker process failed ({why})"}
+
+
+def _load_existing(out: Path) -> dict[str, Any] | None:
+    if not (out / "manifest.json").exists():
+        return None
+    from stylegan3d.data.dataset import load_manifest
+
+    return load_manifest(out)
+
+
+def _check_compatible(existing: dict[str, Any], settings: dict[str, Any], out: Path) -> None:
+    prev = existing.get("settings")
+    if prev is None:
+        raise UserError(f"{out} holds a dataset without preparation settings; prepare into a new --out")
+    if _settings_key(prev) != _settings_key(settings):
+        diffs = [k for k in settings if prev.get(k) != settings[k]]
+        shown = ", ".join(f"{k}={prev.get(k)!r}" for k in diffs if k != "affine")
+        raise UserError(
+            f"{out} was prepared with different settings ({shown or ', '.join(diffs)}); "
+            "use the same options or a new --out"
+        )
+
+
+def _forkserver() -> Any:
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["stylegan3d.data.prepare"])
+    return ctx
+
+
+_CTX: dict[str, Any] = {}
+"""Per-process job context (settings, parts folder, known hashes), set once per worker."""
+
+
+def _init_worker(ctx: dict[str, Any]) -> None:
+    _CTX.clear()
+    _CTX.update(ctx)
+
+
+def _run_tasks(sources: list[str], ctx: dict[str, Any], workers: int, progress: bool) -> Iterable[dict[str, Any]]:
+    """Run :func:`_prepare_one` over ``sources`` in ``workers`` processes, yielding results as they finish.
+
+    Workers come from a ``forkserver`` that preloads only this module: safe when the caller has
+    threads (no fork of a multi-threaded process) and without re-importing the caller's ``__main__``
+    (the CLI imports torch). ``ctx`` is sent once per worker, not once per file.
+    """
+    from contextlib import nullcontext
+
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    parallel = workers > 1 and len(sources) > 1
+    pool = (
+        ProcessPoolExecutor(
+            min(workers, len(sources)), mp_context=_forkserver(), initializer=_init_worker, initargs=(ctx,)
+        )
+        if parallel
+        else nullcontext()
+    )
+    with pool as ex:
+        if parallel:
+            futures = {ex.submit(_prepare_one, s): s for s in sources}
+            done = (_outcome(f, futures[f]) for f in as_completed(futures))
+        else:
+            _init_worker(ctx)
+            done = (_prepare_one(s) for s in sources)
+        columns = (TextColumn("prepare"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=Console(stderr=True), disable=not progress) as bar:
+            job = bar.add_task("prepare", total=len(sources))
+            for res in done:
+                yield res
+                bar.advance(job)
+
+
+def prepare_dataset(
+    sources: Iterable[str | os.PathLike],
+    out: str | os.PathLike,
+    geom: Geometry,
+    workers: int | None = None,
+    strict: bool = False,
+    lower_pct: float = 0.5,
+    upper_pct: float = 99.5,
+    mask_threshold: float | None = None,
+    mask_pattern: str | None = None,
+    volume_index: int | None = None,
+    dtype: str = "float16",
+    preview: int = 8,
+    progress: bool = True,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+) -> PrepareReport:
+    """Prepare ``sources`` (files, folders, path lists) into the dataset folder ``out``.
+
+    Writes ``volumes.npy`` ([N, 1, D, H, W], ``dtype``), ``manifest.json``, ``errors.json``
+    and ``preview.png`` (first ``preview`` volumes). ``strict`` only affects
+    :meth:`PrepareReport.exit_code`; good files are always kept. An existing dataset is
+    extended: unchanged files are skipped by SHA-256, new files appended, and a file whose
+    content changed replaces its record in place. Its settings must match.
+    """
+    t0 = time.perf_counter()
+    out = Path(out)
+    if dtype not in DTYPES:
+        raise UserError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if mask_threshold is not None and not 0.0 <= mask_threshold <= 1.0:
+        raise UserError(f"mask threshold must be in [0, 1], got {mask_threshold}")
+    if not 0.0 <= lower_pct < upper_pct <= 100.0:
+        raise UserError(f"need 0 <= lower percentile < upper percentile <= 100, got {lower_pct}, {upper_pct}")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder")
+    if mask_pattern is not None:
+        try:
+            mask_pattern.format(stem="x", name="x")
+        except (KeyError, IndexError, ValueError):
+            raise UserError(
+                f"invalid mask pattern {mask_pattern!r}: use {{stem}} or {{name}}, e.g. {{stem}}_mask.nii.gz"
+            ) from None
+    settings = _settings(geom, lower_pct, upper_pct, mask_threshold, mask_pattern, volume_index, dtype)
+    key = _settings_key(settings)
+    existing = _load_existing(out)
+    if existing is not None:
+        _check_compatible(existing, settings, out)
+    records: list[dict[str, Any]] = [dict(r) for r in existing["volumes"]] if existing else []
+    old_array = _existing_array(out, existing)
+
+    paths, errors, ignored = expand_sources(sources)
+    if mask_pattern:
+        masks = {_mask_path(p, mask_pattern).absolute() for p in paths}
+        paths = [p for p in paths if p not in masks]
+    out_resolved = out.absolute()
+    paths = [p for p in paths if out_resolved not in p.parents]
+    report = PrepareReport(out=out, errors=list(errors), ignored=ignored)
+    parts = out / ".parts"
+    parts.mkdir(parents=True, exist_ok=True)
+
+    available = {r["sha256"] for r in records if _part_paths(parts, r["sha256"], key)[0].is_file()}
+    if old_array is not None:
+        available |= {r["sha256"] for r in records}
+    ctx = {"settings": settings, "key": key, "parts": str(parts), "known": available}
+    n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
+    results = {}
+    for res in _run_tasks([str(p) for p in paths], ctx, n_workers, progress):
+        results[res["source"]] = res
+        if on_result is not None:
+            on_result(res)
+
+    by_source = {r["source"]: i for i, r in enumerate(records)}
+    by_sha = {r["sha256"]: r["source"] for r in records}
+    for p in paths:  # merge in source order so the dataset order is deterministic
+        res = results[str(p)]
+        if res["status"] == "error":
+            report.errors.append({"source": res["source"], "error": res["error"]})
+            continue
+        sha = res["sha256"]
+        if sha in by_sha:
+            if by_sha[sha] == res["source"]:
+                report.unchanged.append(res["source"])
+            else:
+                report.duplicates.append({"source": res["source"], "same_as": by_sha[sha]})
+            continue
+        (report.resumed if res["status"] == "resumed" else report.prepared).append(res["source"])
+        rec = {"name": p.name, "source": res["source"], "sha256": sha, **res["info"]}
+        if res["source"] in by_source:  # same path, new content: replace in place
+            old = records[by_source[res["source"]]]
+            by_sha.pop(old["sha256"], None)
+            records[by_source[res["source"]]] = rec
+        else:
+            by_source[res["source"]] = len(records)
+            records.append(rec)
+        by_sha[sha] = res["source"]
+    for i, r in enumerate(records):
+        r["index"] = i
+
+    manifest = _manifest(settings, records)
+    changed = existing is None or [r["sha256"] for r in records] != [r["sha256"] for r in existing["volumes"]]
+    if records and (changed or old_array is None):
+        _assemble(out, records, parts, key, existing, old_array, dtype, geom.shape)
+    if records and (changed or existing != manifest):
+        atomic_write_json(out / "manifest.json", manifest)
+    report.errors.sort(key=lambda e: e["source"])
+    atomic_write_json(out / "errors.json", report.errors)
+    if records and preview > 0 and (changed or not (out / "preview.png").exists()):
+        from stylegan3d.viz import save_contact_sheet
+
+        arr = np.load(out / "volumes.npy", mmap_mode="r")
+        save_contact_sheet(
+            out / "preview.png",
+            [np.asarray(arr[i, 0], np.float32) for i in range(min(preview, len(arr)))],
+            spacing=geom.spacing,
+        )
+    report.total = len(records)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _manifest(settings: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+    ordered = []
+    for r in records:
+        ordered.append(
+            {
+                k: r[k]
+                for k in (
+                    "index",
+                    "name",
+                    "source",
+                    "sha256",
+                    "orig_shape",
+                    "orig_affine",
+                    "orig_spacing",
+                    "target_affine",
+                    "intensity",
+                )
+            }
+        )
+    return {
+        "format": "stylegan3d-dataset",
+        "version": 1,
+        "shape": settings["shape"],
+        "channels": 1,
+        "spacing": settings["spacing"],
+        "dtype": settings["dtype"],
+        "affine": settings["affine"],
+        "frame": settings["frame"],
+        "intensity": settings["intensity"],
+        "settings": settings,
+        "volumes": ordered,
+    }
+
+
+def _existing_array(out: Path, existing: dict[str, Any] | None) -> np.ndarray | None:
+    """The current ``volumes.npy`` (memory-mapped) when it matches the manifest, else None."""
+    if existing is None or not (out / "volumes.npy").is_file():
+        return None
+    try:
+        arr = np.load(out / "volumes.npy", mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    want = (len(existing["volumes"]), existing.get("channels", 1), *existing["shape"])
+    return arr if tuple(arr.shape) == want else None
+
+
+def _assemble(
+    out: Path,
+    records: list[dict[str, Any]],
+    parts: Path,
+    key: str,
+    existing: dict[str, Any] | None,
+    old_array: np.ndarray | None,
+    dtype: str,
+    shape: list[int],
+) -> None:
+    """Write ``volumes.npy`` atomically from the parts (or rows of the previous array)."""
+    old_rows = {r["sha256"]: i for i, r in enumerate(existing["volumes"])} if existing and old_array is not None else {}
+    with atomic_path(out / "volumes.npy", suffix=".npy") as tmp:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(len(records), 1, *shape))
+        for i, r in enumerate(records):
+            npy = _part_paths(parts, r["sha256"], key)[0]
+            if npy.is_file():
+                arr[i] = np.load(npy, allow_pickle=False)
+            elif r["sha256"] in old_rows:
+                arr[i] = old_array[old_rows[r["sha256"]]]
+            else:
+                raise UserError(f"prepared data of {r['source']} is missing from {parts}; re-run prepare")
+        arr.flush()
+        del arr

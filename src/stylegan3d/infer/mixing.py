@@ -1,0 +1,166 @@
+"""Style mixing, latent interpolation and the pictures of inference results.
+
+Style mixing (StyleGAN's figure 3): the volume of row r and column k takes the row's ws, with
+the listed style layers replaced by the column's (layer 0 = 4x coarse base, the last = ToRGB;
+coarse layers carry global anatomy, fine layers texture/contrast). Interpolation: spherical in
+z (z ~ N(0, I) concentrates on a sphere), linear in w.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stylegan3d.fileio import atomic_path
+from stylegan3d.viz import display_scale, grid, save_png, triplanar_strip
+
+
+def mix_ws(row: torch.Tensor, cols: torch.Tensor, styles: Sequence[int]) -> torch.Tensor:
+    """``[K, num_ws, w_dim]``: ``row [num_ws, w_dim]`` repeated K times, layers ``styles`` from ``cols [K, ...]``."""
+    out = row.unsqueeze(0).repeat(cols.shape[0], 1, 1)
+    idx = list(styles)
+    out[:, idx] = cols[:, idx].to(out)
+    return out
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation between vectors ``a`` and ``b`` (directions on the great circle,
+    lengths interpolated linearly); falls back to linear interpolation for (anti)parallel vectors."""
+    na, nb = a.norm(), b.norm()
+    ua, ub = a / na.clamp_min(1e-12), b / nb.clamp_min(1e-12)
+    dot = (ua * ub).sum().clamp(-1.0, 1.0)
+    omega = torch.arccos(dot)
+    so = torch.sin(omega)
+    if float(so) < 1e-6:
+        return a + (b - a) * t
+    u = (torch.sin((1 - t) * omega) * ua + torch.sin(t * omega) * ub) / so
+    return u * (na + (nb - na) * t)
+
+
+def interpolation_weights(keys: int, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Segment index and weight in [0, 1] of each of the ``(keys - 1) * frames + 1`` frames.
+
+    Frame f lies on segment ``f // frames`` (between keys s and s + 1), the last frame is key K - 1.
+    """
+    n = (keys - 1) * frames + 1
+    f = np.arange(n)
+    seg = np.minimum(f // frames, keys - 2)
+    t = (f - seg * frames) / frames
+    return seg, t.astype(np.float64)
+
+
+def save_mix_grid(
+    path: str | os.PathLike,
+    mixed: np.ndarray,
+    row_vols: np.ndarray,
+    col_vols: np.ndarray,
+    spacing: Sequence[float] | None = None,
+) -> Path:
+    """StyleGAN-style mixing figure: first row = column sources, first column = row sources,
+    cell (r, k) = ``mixed[r, k]``; each cell is a tri-planar strip. Volumes ``[..., C, D, H, W]``."""
+    strip = lambda v: triplanar_strip(v[0], spacing=spacing)  # noqa: E731
+    head = [strip(v) for v in col_vols]
+    blank = np.zeros_like(head[0])
+    rows = [[blank] + head]
+    for r in range(mixed.shape[0]):
+        rows.append([strip(row_vols[r])] + [strip(mixed[r, k]) for k in range(mixed.shape[1])])
+    img = grid(rows, gap=4)
+    return save_png(path, img, scale=display_scale(head[0].shape, 128))
+
+
+def save_comparison(
+    path: str | os.PathLike,
+    target: np.ndarray,
+    reconstruction: np.ndarray,
+    mask: np.ndarray | None = None,
+    spacing: Sequence[float] | None = None,
+) -> Path:
+    """Rows target / reconstruction / |error| (tri-planar, [C, D, H, W] in [0, 1]); with a mask the
+    error is shown inside it only."""
+    err = np.abs(np.asarray(reconstruction[0], np.float32) - np.asarray(target[0], np.float32))
+    if mask is not None:
+        err = err * mask
+    rows = [[triplanar_strip(v, spacing=spacing)] for v in (target[0], reconstruction[0], err)]
+    img = grid(rows, gap=4)
+    return save_png(path, img, scale=display_scale(rows[0][0].shape, 192))
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_loss_curve(path: str | os.PathLike, history: dict[str, list[float]]) -> Path:
+    """Loss terms per projection step (log scale) and the learning rate, as a PNG."""
+    plt = _pyplot()
+    fig, (ax, ax_lr) = plt.subplots(2, 1, figsize=(6, 5), sharex=True, height_ratios=[3, 1])
+    steps = np.arange(1, len(history.get("loss", [])) + 1)
+    for key in ("loss", "mse", "pooled", "noise_reg", "perceptual"):
+        values = np.asarray(history.get(key, []), np.float64)
+        if values.size and np.any(values > 0):
+            ax.plot(steps, np.where(values > 0, values, np.nan), label=key)
+    ax.set_yscale("log")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    ax_lr.plot(steps, history.get("lr", []), color="k")
+    ax_lr.set_ylabel("lr")
+    ax_lr.set_xlabel("step")
+    fig.tight_layout()
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
+def pillow_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("PIL") is not None
+
+
+def save_animation(
+    path: str | os.PathLike, vols: np.ndarray, fps: int = 8, spacing: Sequence[float] | None = None
+) -> list[Path]:
+    """Animated GIF of the tri-planar view of ``vols [F, C, D, H, W]`` (matplotlib + PillowWriter).
+
+    Without Pillow, the frames are written as ``<stem>_frames/frame_XXXX.png`` instead; returns the
+    written paths (one GIF, or the PNG frames).
+    """
+    path = Path(path)
+    strips = [triplanar_strip(v[0], spacing=spacing) for v in vols]
+    if not pillow_available():
+        folder = path.with_name(path.stem + "_frames")
+        scale = display_scale(strips[0].shape)
+        return [save_png(folder / f"frame_{i:04d}.png", s, scale=scale) for i, s in enumerate(strips)]
+    plt = _pyplot()
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    h, w = strips[0].shape
+    scale = max(1, display_scale(strips[0].shape))
+    fig = plt.figure(figsize=(w * scale / 100, h * scale / 100), dpi=100)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    im = ax.imshow(strips[0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+
+    def update(i: int):
+        im.set_data(strips[i])
+        return (im,)
+
+    anim = FuncAnimation(fig, update, frames=len(strips), blit=True)
+    try:
+        with atomic_path(path, suffix=".gif") as tmp:
+            anim.save(str(tmp), writer=PillowWriter(fps=fps))
+    finally:
+        plt.close(fig)
+    return [path]

@@ -1,0 +1,379 @@
+"""Projection: find the latent (W or W+) and noise maps that make the generator reproduce a volume.
+
+The optimisation follows the reference projector of StyleGAN2 / 3D-StyleGAN:
+
+* start from the mean of ``w_avg_samples`` w = mapping(z), z ~ N(0, I) (not the tracked
+  ``w_avg``, which an untrained or imported model may lack);
+* W space optimises one w shared by all layers, W+ one w per layer (both start at that mean);
+* the per-layer noise maps are optimised too, starting from N(0, 1), and renormalised to zero
+  mean and unit variance after every step; a multi-scale autocorrelation penalty (weight
+  ``noise_reg``) keeps them from encoding the image;
+* Adam with learning rate ``lr`` ramped up over the first ``lr_rampup`` fraction of the steps
+  and down with a cosine over the last ``lr_rampdown`` fraction;
+* Gaussian noise of ``w_noise * w_std`` added to w, ramped off quadratically over the first
+  ``noise_ramp`` fraction of the steps;
+* loss = MSE at full resolution + MSE after average pooling by ``min(8, size // 4)`` voxels
+  (both in the network's [-1, 1] intensity range, optionally inside a mask), plus an optional
+  perceptual term: the distance between deepbet 3D-encoder features.
+
+Shapes: targets ``[C, D, H, W]`` in [0, 1], masks ``[D, H, W]`` (bool), ws ``[num_ws, w_dim]``,
+noise maps as ``G.synthesis.noise_shapes()`` (``[1, 1, *res]`` per layer).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from stylegan3d.errors import UserError
+from stylegan3d.nn import to_unit_range
+
+SPACES = ("w", "w+")
+
+
+@dataclass
+class ProjectorConfig:
+    """Settings of one projection (defaults: the reference projector)."""
+
+    space: str = "w+"
+    """``w`` (one w for all layers) or ``w+`` (one w per layer)."""
+    steps: int = 1000
+    lr: float = 0.3
+    lr_rampup: float = 0.05
+    """Fraction of the steps over which the learning rate ramps up linearly."""
+    lr_rampdown: float = 0.25
+    """Fraction of the steps (at the end) over which it ramps down with a cosine."""
+    w_noise: float = 0.05
+    """Initial w noise, in units of the spread ``w_std`` of mapped latents."""
+    noise_ramp: float = 0.75
+    """Fraction of the steps after which the w noise is zero (quadratic ramp)."""
+    noise_reg: float = 1e5
+    """Weight of the noise-map autocorrelation penalty."""
+    pool: int = 8
+    """Average-pooling factor of the coarse MSE term (reduced to size // 4 for small volumes)."""
+    perceptual: float = 0.0
+    """Weight of the deepbet-feature distance (0 = off)."""
+    w_avg_samples: int = 10000
+    optimize_noise: bool = True
+    seed: int = 0
+    """Seed of the initial noise maps, the w noise and the z samples for the mean w."""
+
+    def validate(self) -> ProjectorConfig:
+        if self.space not in SPACES:
+            raise UserError(f"space must be one of {', '.join(SPACES)}, got {self.space!r}")
+        if self.steps < 1:
+            raise UserError("steps must be >= 1")
+        if self.lr <= 0:
+            raise UserError("lr must be > 0")
+        if not (0 <= self.lr_rampup <= 1 and 0 <= self.lr_rampdown <= 1 and 0 <= self.noise_ramp <= 1):
+            raise UserError("lr_rampup, lr_rampdown and noise_ramp are fractions of the steps in [0, 1]")
+        if self.pool < 1 or self.w_avg_samples < 1:
+            raise UserError("pool and w_avg_samples must be >= 1")
+        if self.perceptual < 0 or self.noise_reg < 0 or self.w_noise < 0:
+            raise UserError("loss weights and w_noise must be >= 0")
+        return self
+
+
+def learning_rate(t: float, cfg: ProjectorConfig) -> float:
+    """Learning rate at progress ``t`` in [0, 1): linear warm-up, cosine ramp-down at the end."""
+    ramp = min(1.0, (1.0 - t) / cfg.lr_rampdown) if cfg.lr_rampdown > 0 else 1.0
+    ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
+    if cfg.lr_rampup > 0:
+        ramp *= min(1.0, t / cfg.lr_rampup)
+    return cfg.lr * ramp
+
+
+def w_noise_scale(t: float, cfg: ProjectorConfig, w_std: float) -> float:
+    """Std of the noise added to w at progress ``t``: ``w_std * w_noise * max(0, 1 - t / noise_ramp)**2``."""
+    if cfg.noise_ramp <= 0:
+        return 0.0
+    return w_std * cfg.w_noise * max(0.0, 1.0 - t / cfg.noise_ramp) ** 2
+
+
+def noise_regularization(noise: list[torch.Tensor], min_size: int = 8) -> torch.Tensor:
+    """Multi-scale autocorrelation penalty of noise maps ``[1, 1, *res]``.
+
+    Sum over maps, scales (2x average pooling while every side is > ``min_size``) and spatial
+    axes of the squared mean product of the map with itself shifted by one voxel (circularly).
+    Zero-mean white noise scores ~0; smooth structure (an image hidden in the noise) scores high.
+    """
+    total = noise[0].new_zeros(())
+    for v in noise:
+        while True:
+            for axis in range(2, v.ndim):
+                total = total + (v * torch.roll(v, shifts=1, dims=axis)).mean().square()
+            if min(v.shape[2:]) <= min_size:
+                break
+            v = F.avg_pool3d(v, kernel_size=2) if v.ndim == 5 else F.avg_pool2d(v, kernel_size=2)
+    return total
+
+
+def renormalize_noise_(noise: list[torch.Tensor]) -> None:
+    """In place: every noise map to zero mean and unit variance."""
+    with torch.no_grad():
+        for v in noise:
+            v -= v.mean()
+            v *= v.square().mean().rsqrt()
+
+
+def pool_factor(shape: tuple[int, ...] | list[int], pool: int = 8) -> int:
+    """Pooling factor of the coarse loss: ``pool``, reduced to ``min(shape) // 4`` for small volumes."""
+    return max(1, min(pool, min(shape) // 4))
+
+
+def _pool(x: torch.Tensor, k: int) -> torch.Tensor:
+    out = [max(1, round(s / k)) for s in x.shape[2:]]
+    return F.adaptive_avg_pool3d(x, out) if x.ndim == 5 else F.adaptive_avg_pool2d(x, out)
+
+
+def masked_mse(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean squared difference of ``[N, C, *S]`` tensors over the voxels where ``mask [N, 1, *S]`` is 1."""
+    d = (x - y).square()
+    if mask is None:
+        return d.mean()
+    return (d * mask).sum() / (mask.sum() * x.shape[1]).clamp_min(1.0)
+
+
+def reconstruction_loss(
+    synth: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, pool: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(full-resolution MSE, pooled MSE) of ``[N, C, *S]`` volumes, inside ``mask`` if given.
+
+    With a mask, both volumes are multiplied by it before pooling and the pooled term is
+    averaged over the pooled voxels that touch the mask.
+    """
+    full = masked_mse(synth, target, mask)
+    k = pool_factor(synth.shape[2:], pool)
+    if k == 1:
+        return full, torch.zeros_like(full)
+    if mask is None:
+        return full, masked_mse(_pool(synth, k), _pool(target, k), None)
+    pm = (_pool(mask, k) > 0).to(synth.dtype)
+    return full, masked_mse(_pool(synth * mask, k), _pool(target * mask, k), pm)
+
+
+def _deepbet_weights() -> Path | None:
+    import importlib.util
+    import sysconfig
+
+    candidates = [Path(sysconfig.get_paths()["purelib"]) / "data" / "models" / "model.pt"]
+    spec = importlib.util.find_spec("deepbet")
+    if spec is not None and spec.origin is not None:
+        candidates.insert(0, Path(spec.origin).parent.parent / "data" / "models" / "model.pt")
+    return next((p for p in candidates if p.is_file()), None)
+
+
+class DeepbetFeatures(torch.nn.Module):
+    """Perceptual distance from the encoder of deepbet's 3D brain-extraction network (TorchScript).
+
+    The volume ``[N, 1, D, H, W]`` in [0, 1] is upsampled (trilinear) so that its smallest side is
+    at least ``min_side`` voxels, passed through the encoder stages (16, 16, 32, 64 channels),
+    and the distance is the mean over stages of the squared difference of channel-normalised
+    features (an LPIPS-like distance without learned weights).
+    """
+
+    def __init__(self, device: torch.device | str = "cpu", min_side: int = 64) -> None:
+        super().__init__()
+        path = _deepbet_weights()
+        if path is None:
+            raise UserError("the perceptual term needs the deepbet package (pip install deepbet)")
+        net = torch.jit.load(str(path), map_location=device).eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        self.net = net
+        self.act = getattr(net.conv, "2")
+        self.min_side = min_side
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Encoder feature maps of ``x [N, 1, D, H, W]`` in [0, 1]."""
+        factor = max(1, math.ceil(self.min_side / min(x.shape[2:])))
+        if factor > 1:
+            x = F.interpolate(x, scale_factor=factor, mode="trilinear", align_corners=False)
+        feats = [self.net.init(self.act, x)]
+        for stage in (self.net.down0, self.net.down1, self.net.down2):
+            feats.append(stage(self.act, feats[-1]))
+        return [f / (f.square().sum(1, keepdim=True) + 1e-10).sqrt() for f in feats]
+
+    def distance(self, x: torch.Tensor, target_feats: list[torch.Tensor]) -> torch.Tensor:
+        """Mean over stages of the squared feature difference to precomputed ``target_feats``."""
+        feats = self.features(x)
+        return sum((a - b).square().sum(1).mean() for a, b in zip(feats, target_feats, strict=True)) / len(feats)
+
+
+@dataclass
+class ProjectionOutput:
+    """Raw result of :func:`project_volume`."""
+
+    ws: torch.Tensor
+    """[num_ws, w_dim] (in W space all rows are equal)."""
+    noise: list[torch.Tensor]
+    """Per-layer noise maps [1, 1, *res]."""
+    reconstruction: np.ndarray
+    """[C, D, H, W] in [0, 1]."""
+    history: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+    config: dict = field(default_factory=dict)
+
+
+def mean_w(G: torch.nn.Module, samples: int, seed: int, c: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
+    """Mean ``[w_dim]`` and spread ``w_std`` (root mean squared distance to the mean) of mapped random z."""
+    device = G.mapping.w_avg.device
+    z = torch.from_numpy(np.random.RandomState(seed).randn(samples, G.z_dim)).float().to(device)
+    with torch.no_grad():
+        chunks = []
+        for i in range(0, samples, 4096):
+            cc = None if c is None else c.expand(len(z[i : i + 4096]), -1)
+            chunks.append(G.mapping(z[i : i + 4096], cc)[:, 0])
+        w = torch.cat(chunks)
+    w_avg = w.mean(0)
+    w_std = float(((w - w_avg).square().sum() / samples).sqrt())
+    return w_avg, w_std
+
+
+def project_volume(
+    G: torch.nn.Module,
+    target: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    cfg: ProjectorConfig | None = None,
+    c: torch.Tensor | None = None,
+    progress: bool = False,
+) -> ProjectionOutput:
+    """Optimise a latent (and noise maps) so that ``G.synthesis`` reproduces ``target``.
+
+    Args:
+        G: generator (its weights are not changed).
+        target: ``[C, D, H, W]`` volume in [0, 1] at the model's resolution.
+        mask: optional ``[D, H, W]`` boolean mask; the loss only counts voxels inside it.
+        cfg: projector settings (default: the reference projector, W+).
+        c: label ``[1, c_dim]`` for conditional models (used for the mean w).
+        progress: show a rich progress bar.
+    """
+    cfg = (cfg or ProjectorConfig()).validate()
+    device = G.mapping.w_avg.device
+    res = tuple(G.synthesis.resolution)
+    expected = (G.synthesis.torgb.bias.shape[0], *res)
+    if tuple(target.shape) != expected:
+        raise UserError(f"target shape {list(target.shape)} does not match the model output {list(expected)}")
+    if mask is not None and tuple(mask.shape) != res:
+        raise UserError(f"mask shape {list(mask.shape)} does not match the model resolution {list(res)}")
+    t0 = time.perf_counter()
+    target_net = (target.to(device).float() * 2.0 - 1.0).unsqueeze(0)
+    mask_t = None if mask is None else mask.to(device).float()[None, None]
+    if mask_t is not None and float(mask_t.sum()) == 0:
+        raise UserError("the mask is empty at the model resolution")
+
+    w_avg, w_std = mean_w(G, cfg.w_avg_samples, cfg.seed, c)
+    num_ws = G.synthesis.num_ws
+    n_opt = 1 if cfg.space == "w" else num_ws
+    w_opt = w_avg.detach().clone()[None, None].repeat(1, n_opt, 1).requires_grad_(True)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    noise = [torch.randn(s, generator=gen).to(device).requires_grad_(True) for s in G.synthesis.noise_shapes()]
+    params = [w_opt] + (noise if cfg.optimize_noise else [])
+    opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999))
+
+    perc = target_feats = None
+    if cfg.perceptual > 0:
+        perc = DeepbetFeatures(device)
+        with torch.no_grad():
+            ref = target_net if mask_t is None else target_net * mask_t
+            target_feats = perc.features(((ref + 1) / 2)[:, :1])
+
+    history: dict[str, list[float]] = {k: [] for k in ("loss", "mse", "pooled", "noise_reg", "perceptual", "lr")}
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (TextColumn("project {task.fields[space]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
+    columns += (TextColumn("mse {task.fields[mse]:.4g}"), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not progress, transient=False) as bar:
+        task = bar.add_task("project", total=cfg.steps, space=cfg.space.upper(), mse=float("nan"))
+        for step in range(cfg.steps):
+            t = step / cfg.steps
+            lr = learning_rate(t, cfg)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            sigma = w_noise_scale(t, cfg, w_std)
+            w_noise = torch.randn(w_opt.shape, generator=gen).to(device) * sigma
+            ws = (w_opt + w_noise).expand(1, num_ws, -1) if n_opt == 1 else w_opt + w_noise
+            synth = G.synthesis(ws, noise=noise)
+            mse, pooled = reconstruction_loss(synth, target_net, mask_t, cfg.pool)
+            reg = noise_regularization(noise)
+            loss = mse + pooled + cfg.noise_reg * reg
+            p_loss = torch.zeros(())
+            if perc is not None:
+                img = (synth + 1) / 2
+                if mask_t is not None:
+                    img = img * mask_t
+                p_loss = perc.distance(img[:, :1], target_feats)
+                loss = loss + cfg.perceptual * p_loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            renormalize_noise_(noise)
+            for key, value in (
+                ("loss", loss),
+                ("mse", mse),
+                ("pooled", pooled),
+                ("noise_reg", reg),
+                ("perceptual", p_loss),
+            ):
+                history[key].append(float(value.detach()))
+            history["lr"].append(lr)
+            bar.update(task, advance=1, mse=float(mse.detach()))
+
+    with torch.no_grad():
+        ws_final = w_opt.detach().expand(1, num_ws, -1) if n_opt == 1 else w_opt.detach()
+        noise_final = [v.detach().clone() for v in noise]
+        recon = to_unit_range(G.synthesis(ws_final, noise=noise_final))[0].cpu().numpy()
+    return ProjectionOutput(
+        ws=ws_final[0].clone().cpu(),
+        noise=[v.cpu() for v in noise_final],
+        reconstruction=recon,
+        history=history,
+        seconds=time.perf_counter() - t0,
+        config=asdict(cfg),
+    )
+
+
+def ssim_kernel(shape: tuple[int, ...] | list[int], win: int = 11) -> int:
+    """Largest odd Gaussian window <= ``win`` that fits the volume (at least 3)."""
+    k = min(win, min(shape))
+    return max(3, k if k % 2 else k - 1)
+
+
+def reconstruction_metrics(
+    reconstruction: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None
+) -> dict[str, float]:
+    """PSNR (dB, data range 1), 3D SSIM and MAE of ``[C, D, H, W]`` volumes in [0, 1].
+
+    SSIM uses MONAI's Gaussian-window SSIM (window 11, sigma 1.5, shrunk for tiny volumes); with
+    a ``mask [D, H, W]`` all three are averaged over the voxels inside it (for SSIM: windows
+    centred inside the mask).
+    """
+    from monai.metrics.regression import compute_ssim_and_cs
+
+    x = torch.as_tensor(np.asarray(reconstruction, np.float32))[None]
+    y = torch.as_tensor(np.asarray(target, np.float32))[None]
+    if x.shape != y.shape:
+        raise UserError(f"reconstruction {list(x.shape)} and target {list(y.shape)} differ in shape")
+    m = None if mask is None else torch.as_tensor(np.asarray(mask, bool))[None, None].expand_as(x)
+    diff = x - y
+    sq = diff.square()
+    mse = float(sq[m].mean()) if m is not None else float(sq.mean())
+    mae = float(diff.abs()[m].mean()) if m is not None else float(diff.abs().mean())
+    k = ssim_kernel(x.shape[2:])
+    ssim_map, _ = compute_ssim_and_cs(
+        x, y, spatial_dims=x.ndim - 2, kernel_size=[k] * (x.ndim - 2), kernel_sigma=[1.5] * (x.ndim - 2), data_range=1.0
+    )
+    if m is not None:
+        h = k // 2
+        inner = m[(slice(None), slice(None)) + tuple(slice(h, s - h) for s in m.shape[2:])]
+        ssim = float(ssim_map[inner].mean()) if bool(inner.any()) else float("nan")
+    else:
+        ssim = float(ssim_map.mean())
+    psnr = float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
+    return {"psnr": psnr, "ssim": ssim, "mae": mae, "mse": mse}

@@ -1,0 +1,713 @@
+"""Import the original 3D-StyleGAN generators (TensorFlow 1 / dnnlib pickles) without TensorFlow.
+
+The reference code (Hong et al. 2021, a 3D port of NVlabs' StyleGAN2 TF code) saves
+``pickle.dump((G, D, Gs))`` of ``dnnlib.tflib.network.Network`` objects. Unpickling
+such a file normally *executes* the network's Python source that is stored inside it.
+Here the pickle is read by :class:`SafeUnpickler`, which resolves only an allow-list of
+globals (numpy array reconstruction and inert stand-ins for the dnnlib classes); any
+other global (``os.system``, ``builtins.eval``, ...) is refused before it can be called,
+and the stored module source is only *parsed* (``ast``) to read default arguments.
+
+Layout conversions (TF -> stylegan3d, spatial axes in the same D, H, W order):
+
+==============================  ===========================  =========================================
+TF variable                     stylegan3d tensor            conversion
+==============================  ===========================  =========================================
+mapping ``DenseI/weight``       ``mapping.layers.I.weight``  ``[in, out]`` -> ``[out, in]``
+mapping ``DenseI/bias``         ``mapping.layers.I.bias``    as is (both apply ``* lr_mul`` at run time)
+``dlatent_avg`` (G_main)        ``mapping.w_avg``            as is
+``<base>/Const/const``          ``synthesis.const``          ``[1, C, d, h, w]`` -> ``[C, d, h, w]``
+``*/Conv*/weight``              ``...conv.weight``           ``[kd, kh, kw, I, O]`` -> ``[O, I, kd, kh, kw]``
+``*/Conv0_up/weight``           ``...conv.weight``           same, after flipping kd and kh (not kw)
+``*/mod_weight``                ``...conv.affine.weight``    ``[w_dim, I]`` -> ``[I, w_dim]``
+``*/mod_bias``                  ``...conv.affine.bias``      ``+ 1`` (the reference adds 1 at run time)
+``*/noise_strength``, ``bias``  same names                   as is
+``noiseN``                      ``layers.N.noise_const``     as is (``[1, 1, d, h, w]``)
+``lod`` (G_main)                --                           checked to be 0 (no progressive growing)
+==============================  ===========================  =========================================
+
+The up-conv flip: the reference ``upsample_conv_3d`` turns the kernel into a
+``conv3d_transpose`` filter with ``w[::-1, ::-1]`` -- a 2-D idiom that in 3D flips only
+the first two spatial axes -- and swaps in/out channels. Our up-conv is
+``conv_transpose3d(x, weight.transpose(0, 1))``, so ``weight[o, i, a, b, c] =
+w_tf[K-1-a, K-1-b, c, i, o]``. The equalised-lr run-time gains are identical on both sides
+(``1/sqrt(fan_in)``, times ``lrmul`` in the mapping), so raw values carry over. The
+reference's up-sampling FIR keeps the 2-D gain 4 and its own taps (``resample_kernel``,
+``[1, 3, 3, 3, 1]`` by default in the 3D code): the imported config sets
+``g.up_filter`` to those taps and ``g.up_filter_gain = "reference"`` so outputs match.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import math
+import pickle
+import re
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from stylegan3d.config import Config, DConfig, GConfig, ModelConfig
+from stylegan3d.errors import CheckpointError, UserError
+
+MNI_CENTRE_MM = (0.0, -18.0, 18.0)
+"""World (RAS, mm) position of the centre of the voxel grid written for imported models."""
+
+KNOWN_SPACING_MM = {(80, 96, 112): 2.0, (160, 192, 224): 1.0}
+"""Default voxel size of the reference's two training grids (MNI 2 mm and 1 mm)."""
+
+BUILTIN_DEFAULTS: dict[str, Any] = {
+    "architecture": "skip",
+    "resample_kernel": [1, 3, 3, 3, 1],
+    "nonlinearity": "lrelu",
+    "randomize_noise": False,
+    "fused_modconv": False,
+    "dtype": "float16",
+    "mapping_layers": 8,
+    "mapping_lrmul": 0.01,
+    "mapping_nonlinearity": "lrelu",
+    "normalize_latents": True,
+    "label_size": 0,
+}
+"""Defaults of ``G_synthesis_stylegan2_3d_curated_real`` / ``G_mapping_3d`` in the reference
+code, used only when the pickle neither sets a value nor carries readable source."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Restricted unpickling
+
+
+class TFNetwork:
+    """Inert stand-in for ``dnnlib.tflib.network.Network``: stores the pickled state, runs nothing.
+
+    Attributes mirror the state dict: ``name``, ``static_kwargs``, ``components`` (name ->
+    TFNetwork), ``build_module_src`` (text, never executed), ``build_func_name`` and
+    ``variables`` (local TF name -> numpy array, in creation order).
+    """
+
+    def __init__(self) -> None:
+        self.version = 0
+        self.name = ""
+        self.static_kwargs: dict[str, Any] = {}
+        self.components: dict[str, TFNetwork] = {}
+        self.build_module_src = ""
+        self.build_func_name = ""
+        self.variables: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def __setstate__(self, state: Any) -> None:
+        self.__init__()
+        if not isinstance(state, dict):
+            raise CheckpointError(f"network state is a {type(state).__name__}, expected a dict")
+        self.version = state.get("version", 0)
+        self.name = str(state.get("name", ""))
+        self.static_kwargs = dict(state.get("static_kwargs") or {})
+        self.components = dict(state.get("components") or {})
+        self.build_module_src = state.get("build_module_src") or ""
+        self.build_func_name = str(state.get("build_func_name", ""))
+        for comp_name, comp in self.components.items():
+            if not isinstance(comp, TFNetwork):
+                raise CheckpointError(f"component {comp_name!r} of network {self.name!r} is not a network")
+        for item in state.get("variables") or []:
+            if not (isinstance(item, tuple | list) and len(item) == 2 and isinstance(item[0], str)):
+                raise CheckpointError(f"network {self.name!r}: malformed variable entry")
+            name, value = item
+            if not isinstance(value, np.ndarray | np.generic | float | int):
+                raise CheckpointError(f"variable {name!r} of network {self.name!r} is not an array")
+            arr = np.asarray(value)
+            if arr.dtype.kind not in "fiub":
+                raise CheckpointError(f"variable {name!r} of network {self.name!r} has dtype {arr.dtype}")
+            self.variables[name] = arr
+
+    def __repr__(self) -> str:
+        return f"TFNetwork({self.name!r}, func={self.build_func_name!r}, vars={len(self.variables)})"
+
+
+class _EasyDict(dict):
+    """Stand-in for ``dnnlib.util.EasyDict`` (a plain dict with attribute access)."""
+
+
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """``_codecs.encode`` as protocol-2 pickles use it for bytes, restricted to latin-1."""
+    if encoding.replace("_", "-").lower() not in ("latin1", "latin-1", "iso-8859-1"):
+        raise CheckpointError(f"refusing _codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1")
+
+
+def _numpy_global(name: str) -> Any:
+    for module in ("numpy._core.multiarray", "numpy.core.multiarray"):
+        try:
+            return getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            continue
+    raise CheckpointError(f"numpy lacks {name}")
+
+
+_ALLOWED: dict[tuple[str, str], Callable[[], Any]] = {
+    ("dnnlib.tflib.network", "Network"): lambda: TFNetwork,
+    ("dnnlib.util", "EasyDict"): lambda: _EasyDict,
+    ("dnnlib", "EasyDict"): lambda: _EasyDict,
+    ("collections", "OrderedDict"): lambda: OrderedDict,
+    ("numpy", "ndarray"): lambda: np.ndarray,
+    ("numpy", "dtype"): lambda: np.dtype,
+    ("numpy.core.multiarray", "_reconstruct"): lambda: _numpy_global("_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"): lambda: _numpy_global("_reconstruct"),
+    ("numpy.core.multiarray", "scalar"): lambda: _numpy_global("scalar"),
+    ("numpy._core.multiarray", "scalar"): lambda: _numpy_global("scalar"),
+    ("_codecs", "encode"): lambda: _latin1_encode,
+}
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only the globals a dnnlib network pickle needs.
+
+    Anything else raises :class:`CheckpointError` *before* it is imported or called.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        factory = _ALLOWED.get((module, name))
+        if factory is None:
+            raise CheckpointError(
+                f"refusing to load global {module}.{name} from the pickle: only dnnlib network pickles "
+                "(numpy arrays and dnnlib.tflib.network.Network) are accepted; nothing was executed"
+            )
+        return factory()
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise CheckpointError("refusing a pickle with persistent ids (not a dnnlib network pickle)")
+
+
+def load_tf_pickle(path: Path | str) -> Any:
+    """Read a dnnlib network pickle with :class:`SafeUnpickler` (no code from the file runs).
+
+    Returns the unpickled object, usually a tuple ``(G, D, Gs)`` of :class:`TFNetwork`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"pickle not found: {path}")
+    try:
+        with open(path, "rb") as f:
+            return SafeUnpickler(f).load()
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    except Exception as e:  # nothing from the file ran: any failure means a malformed/foreign pickle
+        raise CheckpointError(f"{path} is not a readable network pickle ({type(e).__name__}: {e})") from None
+
+
+def find_generator(obj: Any, which: str = "Gs") -> TFNetwork:
+    """Pick the generator network ``which`` (``Gs`` = EMA weights, or ``G``) from an unpickled object.
+
+    Accepts the usual ``(G, D, Gs)`` tuple, a dict of networks, or a single network. A
+    generator is a network with ``mapping`` and ``synthesis`` components.
+    """
+    if isinstance(obj, TFNetwork):
+        nets = [obj]
+    elif isinstance(obj, tuple | list):
+        nets = [n for n in obj if isinstance(n, TFNetwork)]
+    elif isinstance(obj, dict):
+        nets = [n for n in obj.values() if isinstance(n, TFNetwork)]
+    else:
+        raise CheckpointError(f"the pickle holds a {type(obj).__name__}, not dnnlib networks")
+    gens = [n for n in nets if {"mapping", "synthesis"} <= set(n.components)]
+    if not gens:
+        names = [n.name for n in nets] or ["none"]
+        raise CheckpointError(f"no generator (network with mapping + synthesis) in the pickle; networks: {names}")
+    named = [n for n in gens if n.name == which]
+    if named:
+        return named[0]
+    if which == "Gs" and isinstance(obj, tuple | list) and len(obj) == 3 and obj[2] in gens:
+        return obj[2]
+    if len(gens) == 1 and len(nets) == 1:
+        return gens[0]
+    raise CheckpointError(f"no generator named {which!r} in the pickle; generators: {[n.name for n in gens]}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Build kwargs: static kwargs over the defaults of the stored build function (parsed, not run)
+
+
+def source_defaults(src: str, func_name: str) -> dict[str, Any] | None:
+    """Literal default arguments of ``func_name`` in module source ``src``.
+
+    The source is parsed with :mod:`ast` and never executed; defaults that are not
+    literals (e.g. ``dtype=dtypeGlob``) are resolved only when they name a module-level
+    literal constant, otherwise skipped. Returns None if the function is not found.
+    """
+    try:
+        tree = ast.parse(src)
+    except (SyntaxError, ValueError, TypeError):
+        return None
+    constants: dict[str, Any] = {}
+    func = None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                constants[node.targets[0].id] = ast.literal_eval(node.value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                constants.pop(node.targets[0].id, None)
+        elif isinstance(node, ast.FunctionDef) and node.name == func_name:
+            func = node
+    if func is None:
+        return None
+    out: dict[str, Any] = {}
+    params = func.args.args[len(func.args.args) - len(func.args.defaults) :]
+    pairs = list(zip(params, func.args.defaults, strict=True))
+    pairs += [(a, d) for a, d in zip(func.args.kwonlyargs, func.args.kw_defaults, strict=True) if d is not None]
+    for arg, default in pairs:
+        if isinstance(default, ast.Name) and default.id in constants:
+            out[arg.arg] = constants[default.id]
+            continue
+        try:
+            out[arg.arg] = ast.literal_eval(default)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            continue
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars/arrays and tuples in kwargs -> JSON-friendly Python values."""
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return repr(value)
+
+
+def effective_kwargs(net: TFNetwork, keys: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The value of each build argument in ``keys`` as the reference would have used it.
+
+    Order of precedence, as in ``Network.get_output_for``: the network's static kwargs, then
+    the default in its stored build-function source, then :data:`BUILTIN_DEFAULTS`.
+    Returns ``(values, provenance)`` with provenance ``static_kwargs|source|builtin``.
+    """
+    src = net.build_module_src if isinstance(net.build_module_src, str) else ""
+    defaults = source_defaults(src, net.build_func_name) or {}
+    values: dict[str, Any] = {}
+    where: dict[str, str] = {}
+    for key in keys:
+        if key in net.static_kwargs:
+            values[key], where[key] = _plain(net.static_kwargs[key]), "static_kwargs"
+        elif key in defaults:
+            values[key], where[key] = _plain(defaults[key]), "source"
+        elif key in BUILTIN_DEFAULTS:
+            values[key], where[key] = BUILTIN_DEFAULTS[key], "builtin"
+    return values, where
+
+
+# ---------------------------------------------------------------------------------------------
+# Variable -> parameter mapping
+
+TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "copy": lambda v: v,
+    "dense": lambda v: v.T,
+    "conv": lambda v: v.transpose(4, 3, 0, 1, 2),
+    "conv_up": lambda v: v[::-1, ::-1].transpose(4, 3, 0, 1, 2),
+    "mod_bias": lambda v: v + 1.0,
+    "const": lambda v: v[0],
+}
+"""TF value -> our tensor for each kind of variable (see the module docstring)."""
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One TF variable written into one generator tensor with a named conversion."""
+
+    tf_name: str
+    """``<component>/<local TF name>``, e.g. ``synthesis/10x12x14/Conv0_up/weight``."""
+    key: str
+    """Key in ``Generator.state_dict()``, e.g. ``synthesis.layers.1.conv.weight``."""
+    transform: str
+    """Key of :data:`TRANSFORMS`."""
+
+
+_RES_RE = re.compile(r"^(\d+(?:[xX]\d+)+)/([A-Za-z0-9_]+)/([A-Za-z0-9_]+)$")
+_NOISE_RE = re.compile(r"^noise(\d+)$")
+_DENSE_RE = re.compile(r"^Dense(\d+)/(weight|bias)$")
+
+
+@dataclass
+class _Synthesis:
+    stages: list[tuple[int, ...]]
+    """Resolutions, base first."""
+    layers: dict[tuple[int, ...], dict[str, dict[str, str]]]
+    """resolution -> layer scope -> variable -> full local name."""
+    noise: dict[int, str]
+
+
+def _parse_synthesis(net: TFNetwork) -> _Synthesis:
+    layers: dict[tuple[int, ...], dict[str, dict[str, str]]] = {}
+    noise: dict[int, str] = {}
+    for name in net.variables:
+        if m := _NOISE_RE.match(name):
+            noise[int(m.group(1))] = name
+        elif m := _RES_RE.match(name):
+            res = tuple(int(v) for v in re.split("[xX]", m.group(1)))
+            layers.setdefault(res, {}).setdefault(m.group(2), {})[m.group(3)] = name
+    if not layers:
+        raise CheckpointError(f"synthesis network {net.name!r} has no '<D>x<H>x<W>/<layer>/<var>' variables")
+    stages = sorted(layers, key=lambda r: (math.prod(r), r))
+    if any(len(r) != 3 for r in stages):
+        raise CheckpointError(f"only 3D generators can be imported; found resolutions {stages}")
+    for prev, cur in zip(stages[:-1], stages[1:], strict=True):
+        if any(c != 2 * p for p, c in zip(prev, cur, strict=True)):
+            raise CheckpointError(f"synthesis resolutions {stages} do not double from stage to stage")
+    return _Synthesis(stages, layers, noise)
+
+
+def _res(res: tuple[int, ...]) -> str:
+    return "x".join(map(str, res))
+
+
+def _arch_from_layers(syn: _Synthesis) -> str:
+    scopes = {s for res in syn.stages for s in syn.layers[res]}
+    if "Skip" in scopes:
+        return "resnet"
+    torgb = [res for res in syn.stages if "ToRGB" in syn.layers[res]]
+    return "skip" if len(torgb) > 1 else "orig"
+
+
+@dataclass
+class Plan:
+    """What an import will do: the model config, every assignment, and the reference settings."""
+
+    cfg: Config
+    assignments: list[Assignment]
+    checked: dict[str, float]
+    """TF variables consumed by a check instead of a copy (e.g. ``main/lod`` must be 0)."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, str] = field(default_factory=dict)
+
+
+def plan_import(gen: TFNetwork, name: str = "tf-import", spacing_mm: float = 2.0) -> Plan:
+    """Derive the stylegan3d config and the variable -> tensor assignments for a generator.
+
+    Geometry (stage resolutions, widths, latent sizes, channels) is read from the
+    variable shapes; architecture and activation settings from the effective build
+    kwargs, and the two are cross-checked. Unsupported variants raise CheckpointError.
+    """
+    mapping, synthesis = gen.components["mapping"], gen.components["synthesis"]
+    syn_keys = ["architecture", "resample_kernel", "nonlinearity", "randomize_noise", "fused_modconv", "dtype"]
+    syn_keys += ["resolution", "base_size", "num_channels", "dlatent_size"]
+    syn_kw, syn_where = effective_kwargs(synthesis, syn_keys)
+    map_keys = ["mapping_layers", "mapping_lrmul", "mapping_nonlinearity", "normalize_latents", "label_size"]
+    map_keys += ["latent_size", "dlatent_size", "mapping_fmaps"]
+    map_kw, map_where = effective_kwargs(mapping, map_keys)
+
+    syn = _parse_synthesis(synthesis)
+    arch = _arch_from_layers(syn)
+    if arch != "orig":
+        raise CheckpointError(f"the generator uses the {arch!r} synthesis architecture; only 'orig' can be imported")
+    if syn_where.get("architecture") != "builtin" and syn_kw.get("architecture") != "orig":
+        raise CheckpointError(
+            f"the pickle's build arguments say architecture={syn_kw.get('architecture')!r} "
+            "but its variables have the 'orig' layout"
+        )
+    for key, want, where in (
+        ("nonlinearity", "lrelu", syn_kw),
+        ("mapping_nonlinearity", "lrelu", map_kw),
+        ("normalize_latents", True, map_kw),
+        ("label_size", 0, map_kw),
+    ):
+        if key in where and where[key] != want:
+            raise CheckpointError(f"unsupported generator setting {key}={where[key]!r} (only {want!r} is supported)")
+    kernel = syn_kw.get("resample_kernel")
+    if not (isinstance(kernel, list) and kernel and all(isinstance(v, int | float) for v in kernel)):
+        raise CheckpointError(f"unsupported resample_kernel {kernel!r}: need a 1-D list of taps")
+
+    base, stages = syn.stages[0], syn.stages[1:]
+    v = synthesis.variables
+    blayers = syn.layers[base]
+    if "Const" not in blayers or "Conv" not in blayers:
+        raise CheckpointError(f"base stage {_res(base)} lacks Const/const or Conv variables")
+    for res in stages:
+        if "Conv0_up" not in syn.layers[res] or "Conv1" not in syn.layers[res]:
+            raise CheckpointError(f"stage {_res(res)} lacks Conv0_up or Conv1 variables")
+    last = syn.layers[syn.stages[-1]]
+    if "ToRGB" not in last:
+        raise CheckpointError(f"last stage {_res(syn.stages[-1])} lacks ToRGB variables")
+
+    def var(layer: dict[str, str], what: str, where: str) -> np.ndarray:
+        if what not in layer:
+            raise CheckpointError(f"synthesis variable {where}/{what} is missing")
+        return v[layer[what]]
+
+    const = var(blayers["Const"], "const", f"{_res(base)}/Const")
+    widths = [int(const.shape[1])]
+    widths += [int(var(syn.layers[r]["Conv0_up"], "weight", f"{_res(r)}/Conv0_up").shape[-1]) for r in stages]
+    channels = int(var(last["ToRGB"], "weight", f"{_res(syn.stages[-1])}/ToRGB").shape[-1])
+    w_dim = int(var(blayers["Conv"], "mod_weight", f"{_res(base)}/Conv").shape[0])
+    dense_ids = {int(m.group(1)) for n in mapping.variables if (m := _DENSE_RE.match(n))}
+    n_dense = len(dense_ids)
+    weights = [mapping.variables.get(f"Dense{i}/weight") for i in range(n_dense)]
+    if n_dense == 0 or dense_ids != set(range(n_dense)) or any(w is None or w.ndim != 2 for w in weights):
+        raise CheckpointError(
+            f"mapping network needs Dense0..DenseN weight variables, found layers {sorted(dense_ids)}"
+        )
+    z_dim = int(weights[0].shape[0])
+    hidden = {int(w.shape[1]) for w in weights}
+    if hidden != {w_dim}:
+        raise CheckpointError(f"mapping layer widths {sorted(hidden)} differ from dlatent size {w_dim}; not supported")
+
+    checks = [
+        ("latent_size", map_kw.get("latent_size"), z_dim),
+        ("dlatent_size", map_kw.get("dlatent_size"), w_dim),
+        ("mapping_layers", map_kw.get("mapping_layers"), n_dense),
+        ("num_channels", syn_kw.get("num_channels"), channels),
+        ("base_size", syn_kw.get("base_size"), list(base)),
+    ]
+    res_kw = syn_kw.get("resolution")
+    if isinstance(res_kw, int | float) and res_kw > 0 and min(base) > 0:
+        pow2 = int(int(res_kw) / min(base) * 4)  # the reference's resolution_pow2
+        checks.append(("resolution (stages)", int(np.log2(max(pow2, 1))) - 2, len(stages)))
+    for key, said, found in checks:
+        if said is not None and (syn_where.get(key) or map_where.get(key)) != "builtin" and said != found:
+            raise CheckpointError(f"build argument {key}={said!r} disagrees with the variables ({found!r})")
+    if len(syn.noise) != 2 * len(stages) + 1:
+        raise CheckpointError(f"expected {2 * len(stages) + 1} noise inputs noise0.., found {len(syn.noise)}")
+
+    lrmul = map_kw.get("mapping_lrmul", 0.01)
+    if not (isinstance(lrmul, int | float) and lrmul > 0):
+        raise CheckpointError(f"unsupported mapping_lrmul {lrmul!r}")
+    resolution = [b * 2 ** len(stages) for b in base]
+    uniform = len(set(widths)) == 1
+    g = GConfig(
+        width=widths[-1],
+        widths=None if uniform else widths,
+        mapping_layers=n_dense,
+        mapping_lr_mul=float(lrmul),
+        up_filter=[float(t) for t in kernel],
+        up_filter_gain="reference",
+    )
+    model = ModelConfig(
+        resolution=resolution,
+        base_shape=list(base),
+        spacing_mm=float(spacing_mm),
+        channels=channels,
+        z_dim=z_dim,
+        w_dim=w_dim,
+        g=g,
+        d=DConfig(width=widths[0]),
+    )
+    cfg = Config(name=name, description=f"imported from a 3D-StyleGAN TF pickle ({name})", model=model)
+    try:
+        cfg.validate()
+    except UserError as e:
+        raise CheckpointError(f"the imported geometry is not a valid stylegan3d model: {e}") from None
+
+    a: list[Assignment] = []
+    for i in range(n_dense):
+        a.append(Assignment(f"mapping/Dense{i}/weight", f"mapping.layers.{i}.weight", "dense"))
+        a.append(Assignment(f"mapping/Dense{i}/bias", f"mapping.layers.{i}.bias", "copy"))
+    a.append(Assignment("main/dlatent_avg", "mapping.w_avg", "copy"))
+    a.append(Assignment(f"synthesis/{blayers['Const']['const']}", "synthesis.const", "const"))
+
+    def conv_layer(res: tuple[int, ...], scope: str, prefix: str, up: bool = False, torgb: bool = False) -> None:
+        names = syn.layers[res][scope]
+        label = f"{_res(res)}/{scope}"
+
+        def get(k: str) -> str:
+            if k not in names:
+                raise CheckpointError(f"synthesis variable {label}/{k} is missing (needed for {prefix})")
+            return f"synthesis/{names[k]}"
+
+        a.append(Assignment(get("weight"), f"{prefix}.conv.weight", "conv_up" if up else "conv"))
+        a.append(Assignment(get("mod_weight"), f"{prefix}.conv.affine.weight", "dense"))
+        a.append(Assignment(get("mod_bias"), f"{prefix}.conv.affine.bias", "mod_bias"))
+        a.append(Assignment(get("bias"), f"{prefix}.bias", "copy"))
+        if not torgb:
+            a.append(Assignment(get("noise_strength"), f"{prefix}.noise_strength", "copy"))
+
+    conv_layer(base, "Conv", "synthesis.layers.0")
+    for s, res in enumerate(stages, start=1):
+        conv_layer(res, "Conv0_up", f"synthesis.layers.{2 * s - 1}", up=True)
+        conv_layer(res, "Conv1", f"synthesis.layers.{2 * s}")
+    conv_layer(syn.stages[-1], "ToRGB", "synthesis.torgb", torgb=True)
+    for idx, noise_name in sorted(syn.noise.items()):
+        a.append(Assignment(f"synthesis/{noise_name}", f"synthesis.layers.{idx}.noise_const", "copy"))
+
+    settings = {
+        "network": gen.name,
+        "build_funcs": {
+            "main": gen.build_func_name,
+            "mapping": mapping.build_func_name,
+            "synthesis": synthesis.build_func_name,
+        },
+        "architecture": arch,
+        "resample_kernel": kernel,
+        "mapping_lrmul": g.mapping_lr_mul,
+        "randomize_noise": syn_kw.get("randomize_noise"),
+        "fused_modconv": syn_kw.get("fused_modconv"),
+        "dtype": syn_kw.get("dtype"),
+        "static_kwargs": _plain(gen.static_kwargs),
+    }
+    provenance = {f"synthesis.{k}": w for k, w in syn_where.items()}
+    provenance.update({f"mapping.{k}": w for k, w in map_where.items()})
+    return Plan(cfg, a, {"main/lod": 0.0}, settings, provenance)
+
+
+def _all_variables(gen: TFNetwork) -> dict[str, np.ndarray]:
+    out = {f"main/{k}": val for k, val in gen.variables.items()}
+    for comp in ("mapping", "synthesis"):
+        out.update({f"{comp}/{k}": val for k, val in gen.components[comp].variables.items()})
+    for comp_name, comp in gen.components.items():
+        if comp_name not in ("mapping", "synthesis"):
+            out.update({f"{comp_name}/{k}": val for k, val in comp.variables.items()})
+    return out
+
+
+def _list(items: list[str], n: int = 8) -> str:
+    return ", ".join(items[:n]) + (f", ... ({len(items)} in all)" if len(items) > n else "")
+
+
+def apply_plan(plan: Plan, gen: TFNetwork) -> torch.nn.Module:
+    """Build the generator of ``plan`` and fill every tensor from the TF variables.
+
+    Every TF variable must be used exactly once (copied or checked) and every generator
+    tensor set exactly once; otherwise CheckpointError lists the leftovers.
+    """
+    from stylegan3d.nn import Generator
+
+    variables = _all_variables(gen)
+    g = Generator(plan.cfg.model)
+    own = g.state_dict()
+    new: dict[str, torch.Tensor] = {}
+    used: set[str] = set()
+    problems: list[str] = []
+    for asg in plan.assignments:
+        if asg.tf_name not in variables:
+            problems.append(f"missing TF variable {asg.tf_name}")
+            continue
+        if asg.tf_name in used:
+            problems.append(f"TF variable {asg.tf_name} used twice")
+        if asg.key in new:
+            problems.append(f"tensor {asg.key} set twice")
+        used.add(asg.tf_name)
+        if asg.key not in own:
+            problems.append(f"{asg.tf_name} -> unknown tensor {asg.key}")
+            continue
+        value = np.array(TRANSFORMS[asg.transform](variables[asg.tf_name].astype(np.float32)), order="C")
+        if tuple(value.shape) != tuple(own[asg.key].shape):
+            problems.append(
+                f"{asg.tf_name} {list(variables[asg.tf_name].shape)} -> {asg.key}: "
+                f"shape {list(value.shape)} vs model {list(own[asg.key].shape)}"
+            )
+            continue
+        if not np.isfinite(value).all():
+            problems.append(f"{asg.tf_name} has non-finite values")
+        new[asg.key] = torch.from_numpy(value)
+    for tf_name, expected in plan.checked.items():
+        if tf_name in variables:
+            used.add(tf_name)
+            if not np.allclose(variables[tf_name], expected):
+                problems.append(f"{tf_name} = {variables[tf_name].tolist()} (expected {expected})")
+    unused = sorted(set(variables) - used)
+    unset = sorted(set(own) - set(new))
+    if unused:
+        problems.append(f"unused TF variables: {_list(unused)}")
+    if unset:
+        problems.append(f"generator tensors not set: {_list(unset)}")
+    if problems:
+        raise CheckpointError(f"cannot import network {gen.name!r}: {'; '.join(problems)}")
+    g.load_state_dict(new, strict=True)
+    return g.eval().requires_grad_(False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Geometry of the written model and the end-to-end entry point
+
+
+def mni_affine(
+    shape: list[int] | tuple[int, ...], spacing_mm: float, centre: tuple[float, ...] = MNI_CENTRE_MM
+) -> np.ndarray:
+    """4x4 voxel -> RAS mm affine of a ``shape`` grid with isotropic ``spacing_mm`` whose centre
+    (voxel ``(n - 1) / 2`` on each axis) lies at ``centre`` (default MNI (0, -18, 18) mm)."""
+    aff = np.eye(4)
+    for ax, (n, c) in enumerate(zip(shape, centre, strict=True)):
+        aff[ax, ax] = spacing_mm
+        aff[ax, 3] = c - spacing_mm * (n - 1) / 2.0
+    return aff
+
+
+def default_spacing(shape: list[int] | tuple[int, ...]) -> float:
+    """Voxel size (mm) of the reference's training grids; other shapes need an explicit value."""
+    key = tuple(int(s) for s in shape)
+    if key not in KNOWN_SPACING_MM:
+        known = ", ".join(f"{'x'.join(map(str, k))}: {v:g} mm" for k, v in KNOWN_SPACING_MM.items())
+        raise UserError(
+            f"cannot guess the voxel spacing of a {'x'.join(map(str, key))} model ({known}); pass --spacing MM"
+        )
+    return KNOWN_SPACING_MM[key]
+
+
+@dataclass
+class ImportResult:
+    """Outcome of :func:`import_tf`."""
+
+    path: Path | None
+    generator: torch.nn.Module
+    plan: Plan
+    meta: dict[str, Any]
+
+
+def convert(obj: Any, name: str, spacing_mm: float | None = None, which: str = "Gs") -> ImportResult:
+    """Turn an unpickled dnnlib object into a filled stylegan3d Generator (nothing written)."""
+    gen = find_generator(obj, which)
+    try:
+        plan = plan_import(gen, name=name)
+    except (IndexError, ValueError, TypeError, KeyError, AttributeError) as e:
+        raise CheckpointError(f"network {gen.name!r} has malformed variables ({type(e).__name__}: {e})") from None
+    shape = plan.cfg.model.resolution
+    spacing = float(spacing_mm) if spacing_mm is not None else default_spacing(shape)
+    if not spacing > 0 or not math.isfinite(spacing):
+        raise UserError(f"--spacing must be a positive number of mm, got {spacing_mm}")
+    plan.cfg.model.spacing_mm = spacing
+    g = apply_plan(plan, gen)
+    meta = {
+        "origin": f"import-tf:{name}",
+        "dataset": {
+            "manifest_sha256": None,
+            "shape": list(shape),
+            "spacing": [spacing] * 3,
+            "affine": mni_affine(shape, spacing).tolist(),
+            "channels": plan.cfg.model.channels,
+            "frame": "mni",
+        },
+        "tf_import": {
+            **plan.settings,
+            "provenance": plan.provenance,
+            "variables": len(plan.assignments) + len(plan.checked),
+            "mapped": [[a.tf_name, a.key, a.transform] for a in plan.assignments],
+        },
+    }
+    return ImportResult(None, g, plan, meta)
+
+
+def import_tf(src: Path | str, out: Path | str, spacing_mm: float | None = None, which: str = "Gs") -> ImportResult:
+    """Convert a 3D-StyleGAN TF pickle ``src`` into a stylegan3d model file ``out`` (.safetensors + .json).
+
+    Args:
+        src: ``network-snapshot-*.pkl`` / ``2mm_f96.pkl`` written by the reference code.
+        out: destination model file; its sidecar records ``origin = "import-tf:<src name>"``.
+        spacing_mm: voxel size of the written geometry (default by shape, see :func:`default_spacing`).
+        which: network to import, ``Gs`` (EMA, default) or ``G``.
+    """
+    from stylegan3d.train.checkpoint import save_model
+
+    src, out = Path(src), Path(out)
+    if out.suffix != ".safetensors":
+        raise UserError(f"--out must end in .safetensors, got {out}")
+    obj = load_tf_pickle(src)
+    result = convert(obj, name=src.name, spacing_mm=spacing_mm, which=which)
+    result.path = save_model(out, result.generator, result.plan.cfg.to_dict(), result.meta)
+    return result

@@ -1,0 +1,173 @@
+"""Training loop: losses decrease sensibly, exact resume, crash safety, NaN handling, DDP equivalence."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from stylegan3d.config import apply_overrides
+from stylegan3d.train import checkpoint as ckpt
+from stylegan3d.train.loop import Trainer, TrainingDiverged, train
+
+STEPS_KIMG = 0.004  # one step of batch 4
+
+
+def _final(run: Path) -> dict[str, torch.Tensor]:
+    return ckpt.load_tensors(ckpt.resolve_checkpoint(run))
+
+
+def _assert_same(a: dict, b: dict, prefix: str = "G_ema.", atol: float = 0.0) -> None:
+    keys = [k for k in a if k.startswith(prefix)]
+    assert keys and keys == [k for k in b if k.startswith(prefix)]
+    for k in keys:
+        if atol == 0.0:
+            assert torch.equal(a[k], b[k]), k
+        else:
+            torch.testing.assert_close(a[k], b[k], atol=atol, rtol=1e-3, msg=k)
+
+
+def _cli(*args: str, env: dict | None = None) -> list[str]:
+    return [sys.executable, "-m", "stylegan3d", "train", *args]
+
+
+def test_checkpoint_contents_and_sidecar(tiny_cfg, tiny_dataset, tmp_path):
+    cfg = apply_overrides(tiny_cfg, ["train.kimg=0.008"])
+    last = train(cfg, tiny_dataset, tmp_path / "run", progress=False)
+    meta = ckpt.read_sidecar(last)
+    tensors = ckpt.load_tensors(last)
+    assert meta["step"] == 2 and meta["kimg"] == pytest.approx(0.008)
+    assert meta["sha256"] == ckpt.sha256_file(last)
+    assert meta["dataset"]["shape"] == [10, 12, 14] and len(meta["dataset"]["manifest_sha256"]) == 64
+    assert meta["config"]["train"]["kimg"] == pytest.approx(0.008)
+    for prefix in ("G.", "D.", "G_ema.", "opt_G.", "opt_D.", "augment.", "rng.torch", "rng.numpy", "state.pl_mean"):
+        assert any(k.startswith(prefix) for k in tensors), prefix
+    assert {"sampler", "ada", "opt_G", "rng", "cur_nimg"} <= set(meta["state"])
+    run = tmp_path / "run"
+    assert (run / "config.json").is_file() and (run / "log.txt").read_text().count("tick ") >= 1
+    assert list((run / "samples").glob("fakes-*.png")) and list((run / "tensorboard").iterdir())
+    g, _ = ckpt.load_generator(run)
+    assert g(torch.zeros(1, 8), noise_mode="const").shape == (1, 1, 10, 12, 14)
+
+
+def test_resume_is_bitwise_identical(tiny_cfg, tiny_dataset, tmp_path):
+    cfg = apply_overrides(tiny_cfg, ["train.kimg=0.024", "train.deterministic=true"])
+    train(cfg, tiny_dataset, tmp_path / "straight", progress=False)
+    half = apply_overrides(cfg, ["train.kimg=0.012"])
+    train(half, tiny_dataset, tmp_path / "split", progress=False)
+    train(cfg, tiny_dataset, tmp_path / "split", resume=tmp_path / "split", progress=False)
+    a, b = _final(tmp_path / "straight"), _final(tmp_path / "split")
+    for prefix in ("G_ema.", "G.", "D.", "opt_G.", "augment."):
+        _assert_same(a, b, prefix)
+
+
+def test_nan_steps_are_skipped_then_training_stops(tiny_cfg, tiny_dataset, tmp_path, monkeypatch):
+    cfg = apply_overrides(tiny_cfg, ["train.kimg=0.04", "train.max_bad_steps=3"])
+    monkeypatch.setenv("STYLEGAN3D_FAULT_NAN_STEPS", "2")
+    trainer = Trainer(cfg, tiny_dataset, tmp_path / "one", progress=False)
+    before = {k: v.clone() for k, v in trainer.G.state_dict().items()}
+    trainer.train_step()
+    trainer.train_step()
+    g_before = {k: v.clone() for k, v in trainer.G.state_dict().items()}
+    trainer.train_step()  # step 2: NaN loss -> skipped, G unchanged, counted
+    assert trainer.state.bad_steps_total == 1
+    for k, v in trainer.G.state_dict().items():
+        if "w_avg" not in k:
+            assert torch.equal(v, g_before[k]), k
+    assert any(not torch.equal(v, before[k]) for k, v in g_before.items())
+    trainer.train_step()
+    assert trainer.state.bad_steps_consecutive == 0
+    assert "non-finite" in (tmp_path / "one" / "log.txt").read_text()
+
+    monkeypatch.setenv("STYLEGAN3D_FAULT_NAN_STEPS", "3,4,5,6,7")
+    with pytest.raises(TrainingDiverged, match="3 consecutive non-finite"):
+        train(cfg, tiny_dataset, tmp_path / "two", progress=False)
+    good = ckpt.resolve_checkpoint(tmp_path / "two")  # snapshots before the NaNs are intact
+    assert ckpt.read_sidecar(good)["step"] <= 5  # written before the stop; skipped steps left G intact
+    for t in ckpt.load_tensors(good).values():
+        assert torch.isfinite(t.float()).all()
+
+
+def test_cli_kill_during_checkpoint_write_then_resume(tiny_dataset, tmp_path):
+    """SIGKILL inside the 2nd checkpoint write; --resume continues and ends where a clean run ends."""
+    from train_helpers import TINY_ARGS
+
+    env = dict(os.environ, STYLEGAN3D_FAULT_KILL_IN_SAVE="2")
+    args = [*TINY_ARGS, "--data", str(tiny_dataset), "--kimg", "0.016", "--deterministic", "--no-progress"]
+    run = tmp_path / "run"
+    proc = subprocess.run(_cli(*args, "--out", str(run)), env=env, capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL
+    assert [p.name for p in ckpt.list_checkpoints(run)] == ["ckpt-00000001.safetensors"]
+    assert list((run / "checkpoints").glob(".ckpt-*"))  # the half-written temp file is all that is left
+    resumed = subprocess.run(_cli(*args, "--out", str(run), "--resume", str(run)), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    clean = subprocess.run(_cli(*args, "--out", str(tmp_path / "clean")), capture_output=True, text=True)
+    assert clean.returncode == 0, clean.stderr
+    _assert_same(_final(run), _final(tmp_path / "clean"))
+
+
+def test_cli_kill_at_random_moments(tiny_dataset, tmp_path):
+    from train_helpers import TINY_ARGS
+
+    args = [*TINY_ARGS, "--data", str(tiny_dataset), "--kimg", "0.02", "--deterministic", "--no-progress"]
+    run = tmp_path / "run"
+    kills = 0
+    for delay in (6.0, 9.0):
+        cmd = _cli(*args, "--out", str(run), *(["--resume", str(run)] if (run / "latest").exists() else []))
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    cmd = _cli(*args, "--out", str(run), *(["--resume", str(run)] if (run / "latest").exists() else []))
+    final = subprocess.run(cmd, capture_output=True, text=True)
+    assert final.returncode == 0, final.stderr
+    clean = subprocess.run(_cli(*args, "--out", str(tmp_path / "clean")), capture_output=True, text=True)
+    assert clean.returncode == 0, clean.stderr
+    _assert_same(_final(run), _final(tmp_path / "clean"))
+    assert kills >= 1
+
+
+def test_corrupt_latest_checkpoint_falls_back_with_warning(tiny_cfg, tiny_dataset, tmp_path):
+    cfg = apply_overrides(tiny_cfg, ["train.kimg=0.008"])
+    train(cfg, tiny_dataset, tmp_path / "run", progress=False)
+    newest = ckpt.list_checkpoints(tmp_path / "run")[-1]
+    with open(newest, "r+b") as f:
+        f.truncate(newest.stat().st_size // 2)
+    with pytest.warns(UserWarning, match="corrupt"):
+        chosen = ckpt.resolve_checkpoint(tmp_path / "run")
+    assert chosen != newest and chosen.exists()
+
+
+def test_resume_with_other_network_is_refused(tiny_cfg, tiny_dataset, tmp_path):
+    from stylegan3d.errors import CheckpointError
+
+    train(apply_overrides(tiny_cfg, ["train.kimg=0.004"]), tiny_dataset, tmp_path / "run", progress=False)
+    other = apply_overrides(tiny_cfg, ["train.kimg=0.008", "width=4"])
+    with pytest.raises(CheckpointError, match="another network"):
+        Trainer(other, tiny_dataset, tmp_path / "run", resume=tmp_path / "run", progress=False)
+
+
+@pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="needs gloo")
+def test_ddp_two_processes_match_one(tiny_dataset, tmp_path):
+    """torchrun with 2 gloo processes == one process with the same global batch (aug off)."""
+    from train_helpers import TINY_ARGS
+
+    args = [*TINY_ARGS, "--data", str(tiny_dataset), "--kimg", "0.012", "--aug", "none", "--no-progress"]
+    one = subprocess.run(_cli(*args, "--out", str(tmp_path / "one")), capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "stylegan3d", "train", *args, "--out", str(tmp_path / "two")]
+    two = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = _final(tmp_path / "one"), _final(tmp_path / "two")
+    assert ckpt.read_sidecar(ckpt.resolve_checkpoint(tmp_path / "two"))["state"]["world_size"] == 2
+    _assert_same(a, b, "G.", atol=1e-4)
+    _assert_same(a, b, "D.", atol=1e-4)
