@@ -35,6 +35,7 @@ class DemoConfig:
     metrics: str = "bmmd2,ms_ssim,fd3d,prdc,memorisation"
     metrics_n: int = 8
     seed: int = 0
+    min_train_seconds: float = 60.0
 
 
 def _stage(name: str) -> None:
@@ -130,7 +131,7 @@ def run_demo(out: Path, cfg: DemoConfig | None = None) -> Path:
     _stage("3/7 train")
     t = time.time()
     reserve = 0.35 * budget  # generation, mixing, projection, metrics and the report
-    train_s = max(60.0, budget - (time.time() - t0) - reserve)
+    train_s = max(cfg.min_train_seconds, budget - (time.time() - t0) - reserve)
     run = out / "run"
     resume = run if (run / "latest").exists() else None
     train(model_cfg, data, run, resume=resume, time_limit_s=train_s)

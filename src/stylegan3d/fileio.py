@@ -22,8 +22,10 @@ from stylegan3d.errors import UserError
 
 
 def _describe(e: OSError, path: Path) -> str:
-    if e.errno == errno.ENOSPC:
-        return f"no space left on device while writing {path}"
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on device (or disk quota exceeded) while writing {path}"
+    if e.errno == errno.EFBIG:
+        return f"cannot write {path}: file too large for the file system or the process's file-size limit"
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"cannot write {path}: permission denied or read-only file system"
     return f"cannot write {path}: {e.strerror or e}"
@@ -50,11 +52,17 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         os.replace(tmp_path, path)
         _fsync_dir(path.parent)
     except OSError as e:
-        tmp_path.unlink(missing_ok=True)
+        _remove(tmp_path)
         raise UserError(_describe(e, path)) from None
     except BaseException:
-        tmp_path.unlink(missing_ok=True)
+        _remove(tmp_path)
         raise
+
+
+def _remove(path: Path) -> None:
+    """Delete a temporary file; a failure here (e.g. the folder became read-only) must not hide the first error."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
 
 
 def _fsync_dir(directory: Path) -> None:

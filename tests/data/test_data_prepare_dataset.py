@@ -107,6 +107,15 @@ def test_rerun_skips_unchanged_appends_new_and_replaces_changed(tmp_path, cohort
     names = [v["name"] for v in load_manifest(out)["volumes"]]
     assert names == ["sub-000.nii.gz", "sub-001.nii.gz", "sub-002.nii.gz"] and len(fourth.prepared) == 1
     assert not np.array_equal(np.load(out / "volumes.npy")[1], before[1])
+    # swapping two files swaps their rows (content already prepared is reused, not recomputed)
+    rows = np.load(out / "volumes.npy")
+    a, b = (src / "sub-000.nii.gz").read_bytes(), (src / "sub-002.nii.gz").read_bytes()
+    (src / "sub-000.nii.gz").write_bytes(b)
+    (src / "sub-002.nii.gz").write_bytes(a)
+    swapped = prepare_dataset([src], out, demo_geom, workers=1, progress=False)
+    np.testing.assert_array_equal(np.load(out / "volumes.npy"), rows[[2, 1, 0]])
+    assert swapped.total == 3 and len(swapped.prepared) == 2
+    assert [os.path.basename(d["source"]) for d in swapped.duplicates] == ["copy-of-000.nii.gz"]
     with pytest.raises(UserError, match="different settings"):
         prepare_dataset([src], out, Geometry.from_shape([16, 16, 16], 8.0), workers=1, progress=False)
 

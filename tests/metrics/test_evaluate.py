@@ -8,8 +8,8 @@ from synth_cohort import add_noise, blur
 from stylegan3d.errors import UserError
 from stylegan3d.metrics import ALL_METRICS, DEFAULT_METRICS, evaluate, parse_metrics, split_halves
 
-FAST = ["fid_slice", "fd3d", "bmmd2", "ms_ssim", "prdc", "memorisation"]
-HIGHER_IS_WORSE = ["fid_slice", "fd3d", "bmmd2"]
+FAST = ["fid_slice", "fd3d", "bmmd2", "mmd2_unbiased", "ms_ssim", "prdc", "memorisation"]
+HIGHER_IS_WORSE = ["fid_slice", "fd3d", "bmmd2", "mmd2_unbiased"]
 LOWER_IS_WORSE = ["precision", "recall", "density", "coverage"]
 
 
@@ -40,7 +40,7 @@ def test_every_metric_detects_a_degraded_copy(dataset_dir: Path, cohort: np.ndar
         assert m[name]["value"] > m[name]["real_vs_real"]["value"], name
     for name in LOWER_IS_WORSE:
         assert m[name]["value"] < m[name]["real_vs_real"]["value"], name
-    for name in ("fid_slice", "fd3d", "precision", "density"):  # clearly outside the baseline's interval
+    for name in ["fid_slice", "mmd2_unbiased", *LOWER_IS_WORSE]:  # clearly outside the baseline's interval
         lo, hi = m[name]["real_vs_real"]["ci95"]
         assert not lo <= m[name]["value"] <= hi, name
     # Diversity: blurring makes volumes alike (MS-SSIM up), noise makes them differ (down).
@@ -58,9 +58,14 @@ def test_every_metric_detects_a_degraded_copy(dataset_dir: Path, cohort: np.ndar
 
 
 def test_baseline_only_and_reference_all(dataset_dir: Path, cohort: np.ndarray):
-    base = evaluate(None, dataset_dir, ["fd3d", "bmmd2", "memorisation"], n_boot=10)
+    names = ["fd3d", "bmmd2", "mmd2_unbiased", "memorisation"]
+    base = evaluate(None, dataset_dir, names, n_boot=10)
     for entry in base["metrics"].values():
         assert entry["value"] is None and entry["real_vs_real"]["value"] is not None
+    # The baseline (value and interval) does not depend on the generated set.
+    with_fake = evaluate(cohort[:8], dataset_dir, names, n_boot=10)
+    for name in names:
+        assert with_fake["metrics"][name]["real_vs_real"] == base["metrics"][name]["real_vs_real"]
     doc = evaluate(cohort[:6], dataset_dir, ["bmmd2"], reference="all", real_vs_real=False, n_boot=10)
     entry = doc["metrics"]["bmmd2"]
     assert entry["n"] == 6 and entry["n_real"] == 16 and entry["real_vs_real"] is None
@@ -70,7 +75,9 @@ def test_baseline_only_and_reference_all(dataset_dir: Path, cohort: np.ndarray):
 
 
 def test_triplanar_fid_reports_each_plane_and_their_mean(cohort: np.ndarray):
-    doc = evaluate(blur(cohort[4:6], 1.0), cohort[:4], "fid_triplanar", slices_per_plane=1, n_boot=5)
+    doc = evaluate(
+        blur(cohort[4:6], 1.0), cohort[:2], "fid_triplanar", slices_per_plane=1, reference="all", real_vs_real=False
+    )
     m = doc["metrics"]
     planes = [m[f"fid_{p}"]["value"] for p in ("axial", "coronal", "sagittal")]
     assert all(v > 0 for v in planes) and m["fid_triplanar"]["value"] == pytest.approx(np.mean(planes))

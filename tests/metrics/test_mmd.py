@@ -3,7 +3,7 @@ import pytest
 import torch
 from monai.metrics import MMDMetric
 
-from stylegan3d.metrics.mmd import bmmd2, bmmd2_gram, cross_gram, gram_matrix, linear_mmd2
+from stylegan3d.metrics.mmd import bmmd2, bmmd2_gram, cross_gram, gram_matrix, linear_mmd2, mmd2_unbiased_gram
 from stylegan3d.metrics.volumes import VolumeSet
 
 
@@ -38,6 +38,8 @@ def test_unbiased_linear_mmd_agrees_with_monai():
     y6 = _vols(3, 6, shift=0.05)
     monai = MMDMetric()(torch.from_numpy(x).double(), torch.from_numpy(y6).double()).item()
     assert linear_mmd2(x, y6, unbiased=True) == pytest.approx(monai, rel=1e-6)
+    both = np.concatenate([x, y6]).reshape(12, -1).astype(np.float64)
+    assert mmd2_unbiased_gram(both @ both.T, np.arange(6), 6 + np.arange(6)) == pytest.approx(monai, rel=1e-6)
     # The U-statistic removes the self-similarity terms: it equals the biased value minus them.
     xf, yf = x.reshape(6, -1).astype(np.float64), y.reshape(5, -1).astype(np.float64)
     kxx, kyy = xf @ xf.T, yf @ yf.T

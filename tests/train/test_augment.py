@@ -341,7 +341,17 @@ def _ada_run(memorisable: bool, seed: int, steps: int = 30) -> tuple[float, list
     return pipe.p.item(), rts
 
 
-def test_ada_p_rises_when_d_overfits_a_tiny_dataset() -> None:
+@pytest.fixture
+def one_thread():
+    """Tiny convolutions gain nothing from threads, and on a busy 2-core machine OpenMP spin-waits
+    made this test 4x slower with 2 threads than with 1."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_ada_p_rises_when_d_overfits_a_tiny_dataset(one_thread) -> None:
     p_overfit, rts = _ada_run(memorisable=True, seed=0)
     # reference: p is the clamped running sum of sign(r_t - target) * adjust
     p_ref = 0.0

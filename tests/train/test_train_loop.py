@@ -103,7 +103,7 @@ def test_cli_kill_during_checkpoint_write_then_resume(tiny_dataset, tmp_path):
     run = tmp_path / "run"
     proc = subprocess.run(_cli(*args, "--out", str(run)), env=env, capture_output=True, text=True)
     assert proc.returncode == -signal.SIGKILL
-    assert [p.name for p in ckpt.list_checkpoints(run)] == ["ckpt-00000001.safetensors"]
+    assert [p.name for p in ckpt.list_checkpoints(run)] == ["ckpt-00000002.safetensors"]  # the 1st snapshot
     assert list((run / "checkpoints").glob(".ckpt-*"))  # the half-written temp file is all that is left
     resumed = subprocess.run(_cli(*args, "--out", str(run), "--resume", str(run)), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
@@ -136,7 +136,7 @@ def test_cli_kill_at_random_moments(tiny_dataset, tmp_path):
 
 
 def test_corrupt_latest_checkpoint_falls_back_with_warning(tiny_cfg, tiny_dataset, tmp_path):
-    cfg = apply_overrides(tiny_cfg, ["train.kimg=0.008"])
+    cfg = apply_overrides(tiny_cfg, ["train.kimg=0.016"])
     train(cfg, tiny_dataset, tmp_path / "run", progress=False)
     newest = ckpt.list_checkpoints(tmp_path / "run")[-1]
     with open(newest, "r+b") as f:
@@ -160,7 +160,9 @@ def test_ddp_two_processes_match_one(tiny_dataset, tmp_path):
     """torchrun with 2 gloo processes == one process with the same global batch (aug off)."""
     from train_helpers import TINY_ARGS
 
-    args = [*TINY_ARGS, "--data", str(tiny_dataset), "--kimg", "0.012", "--aug", "none", "--no-progress"]
+    # minibatch-std groups must not straddle processes: group size <= per-process batch (2 here)
+    args = [*TINY_ARGS, "--data", str(tiny_dataset), "--kimg", "0.012", "--aug", "none", "--no-progress",
+            "--set", "d.mbstd_group=2"]
     one = subprocess.run(_cli(*args, "--out", str(tmp_path / "one")), capture_output=True, text=True)
     assert one.returncode == 0, one.stderr
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from stylegan3d.cli import data, demo, infer, info, metrics, tf_import, train  # noqa: F401  (registers commands on import)
+from stylegan3d.cli import bench, data, demo, infer, info, metrics, tf_import, train  # noqa: F401  (registers commands on import)
 from stylegan3d.cli.app import app
 from stylegan3d.errors import UserError
 
@@ -14,7 +14,9 @@ from stylegan3d.errors import UserError
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user mistakes print ``error: ...`` on one line and exit with status 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except UserError as e:
         sys.stderr.write(f"error: {e}\n")
         sys.exit(2)

@@ -23,7 +23,7 @@ def metrics(
         str,
         typer.Option(
             "--metrics",
-            help="Comma list of fid_slice, fid_triplanar, fd3d, bmmd2, ms_ssim, prdc, memorisation; "
+            help="Comma list of fid_slice, fid_triplanar, fd3d, bmmd2, mmd2_unbiased, ms_ssim, prdc, memorisation; "
             "or 'default' (all but fid_triplanar) or 'all'.",
         ),
     ] = "default",
@@ -50,7 +50,7 @@ def metrics(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the real-feature cache.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Slice FID, 3-D FD, bMMD², MS-SSIM, precision/recall and memorisation with real-vs-real baselines."""
+    """Slice FID, 3-D FD, (b)MMD², MS-SSIM, precision/recall and memorisation with real-vs-real baselines."""
     import torch
 
     from stylegan3d.fileio import atomic_write_json, atomic_write_text

@@ -476,12 +476,6 @@ def _check_compatible(existing: dict[str, Any], settings: dict[str, Any], out: P
         )
 
 
-def _forkserver() -> Any:
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["stylegan3d.data.prepare"])
-    return ctx
-
-
 _CTX: dict[str, Any] = {}
 """Per-process job context (settings, parts folder, known hashes), set once per worker."""
 
@@ -494,12 +488,14 @@ def _init_worker(ctx: dict[str, Any]) -> None:
 def _run_tasks(sources: list[str], ctx: dict[str, Any], workers: int, progress: bool) -> Iterable[dict[str, Any]]:
     """Run :func:`_prepare_one` over ``sources`` in ``workers`` processes, yielding results as they finish.
 
-    Workers come from a ``forkserver`` that preloads only this module: safe when the caller has
-    threads (no fork of a multi-threaded process) and without re-importing the caller's ``__main__``
-    (the CLI imports torch). ``ctx`` is sent once per worker, not once per file.
+    Workers are forked: ``spawn``/``forkserver`` workers re-import the caller's ``__main__`` (the CLI
+    imports torch: seconds per worker). The libraries the workers use are imported before the fork,
+    and all workers start at the first submit, before the progress bar's thread exists. ``ctx`` is
+    inherited, not pickled per file.
     """
     from contextlib import nullcontext
 
+    import nibabel.orientations  # noqa: F401  (imported before forking; see above)
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -513,7 +509,7 @@ def _run_tasks(sources: list[str], ctx: dict[str, Any], workers: int, progress: 
     parallel = workers > 1 and len(sources) > 1
     pool = (
         ProcessPoolExecutor(
-            min(workers, len(sources)), mp_context=_forkserver(), initializer=_init_worker, initargs=(ctx,)
+            min(workers, len(sources)), mp_context=mp.get_context("fork"), initializer=_init_worker, initargs=(ctx,)
         )
         if parallel
         else nullcontext()
@@ -603,30 +599,7 @@ def prepare_dataset(
         if on_result is not None:
             on_result(res)
 
-    by_source = {r["source"]: i for i, r in enumerate(records)}
-    by_sha = {r["sha256"]: r["source"] for r in records}
-    for p in paths:  # merge in source order so the dataset order is deterministic
-        res = results[str(p)]
-        if res["status"] == "error":
-            report.errors.append({"source": res["source"], "error": res["error"]})
-            continue
-        sha = res["sha256"]
-        if sha in by_sha:
-            if by_sha[sha] == res["source"]:
-                report.unchanged.append(res["source"])
-            else:
-                report.duplicates.append({"source": res["source"], "same_as": by_sha[sha]})
-            continue
-        (report.resumed if res["status"] == "resumed" else report.prepared).append(res["source"])
-        rec = {"name": p.name, "source": res["source"], "sha256": sha, **res["info"]}
-        if res["source"] in by_source:  # same path, new content: replace in place
-            old = records[by_source[res["source"]]]
-            by_sha.pop(old["sha256"], None)
-            records[by_source[res["source"]]] = rec
-        else:
-            by_source[res["source"]] = len(records)
-            records.append(rec)
-        by_sha[sha] = res["source"]
+    records = _merge(records, [results[str(p)] for p in paths], report)
     for i, r in enumerate(records):
         r["index"] = i
 
@@ -652,25 +625,56 @@ def prepare_dataset(
     return report
 
 
+def _merge(records: list[dict[str, Any]], results: list[dict[str, Any]], report: PrepareReport) -> list[dict]:
+    """New record list from the existing ``records`` and this run's ``results`` (in source order).
+
+    A known path with new content replaces its record in place; a new path is appended; content
+    already held by another record is a duplicate (a changed path that now duplicates another
+    file loses its record: the dataset follows the files). Fills the report's lists.
+    """
+    old_info = {r["sha256"]: {k: r[k] for k in _INFO_KEYS} for r in records}
+    by_source = {r["source"]: i for i, r in enumerate(records)}
+    ok = []
+    for res in results:
+        if res["status"] == "error":
+            report.errors.append({"source": res["source"], "error": res["error"]})
+        else:
+            ok.append(res)
+
+    def record(res: dict[str, Any]) -> dict[str, Any]:
+        (report.resumed if res["status"] == "resumed" else report.prepared).append(res["source"])
+        info = res["info"] if "info" in res else old_info[res["sha256"]]  # content known from another record
+        return {"name": Path(res["source"]).name, "source": res["source"], "sha256": res["sha256"], **info}
+
+    changed = {by_source[r["source"]]: r for r in ok if r["source"] in by_source}
+    changed = {i: r for i, r in changed.items() if records[i]["sha256"] != r["sha256"]}
+    held = {r["sha256"]: r["source"] for i, r in enumerate(records) if i not in changed}
+    dropped = set()
+    for i, res in sorted(changed.items()):
+        if res["sha256"] in held:
+            report.duplicates.append({"source": res["source"], "same_as": held[res["sha256"]]})
+            dropped.add(i)
+        else:
+            records[i] = record(res)
+            held[res["sha256"]] = res["source"]
+    records = [r for i, r in enumerate(records) if i not in dropped]
+    for res in ok:
+        if res["source"] in by_source:
+            if by_source[res["source"]] not in changed:
+                report.unchanged.append(res["source"])
+        elif res["sha256"] in held:
+            report.duplicates.append({"source": res["source"], "same_as": held[res["sha256"]]})
+        else:
+            records.append(record(res))
+            held[res["sha256"]] = res["source"]
+    return records
+
+
+_INFO_KEYS = ("orig_shape", "orig_affine", "orig_spacing", "target_affine", "intensity")
+
+
 def _manifest(settings: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
-    ordered = []
-    for r in records:
-        ordered.append(
-            {
-                k: r[k]
-                for k in (
-                    "index",
-                    "name",
-                    "source",
-                    "sha256",
-                    "orig_shape",
-                    "orig_affine",
-                    "orig_spacing",
-                    "target_affine",
-                    "intensity",
-                )
-            }
-        )
+    ordered = [{k: r[k] for k in ("index", "name", "source", "sha256", *_INFO_KEYS)} for r in records]
     return {
         "format": "stylegan3d-dataset",
         "version": 1,

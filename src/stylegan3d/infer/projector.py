@@ -8,7 +8,8 @@ The optimisation follows the reference projector of StyleGAN2 / 3D-StyleGAN:
 * the per-layer noise maps are optimised too, starting from N(0, 1), and renormalised to zero
   mean and unit variance after every step; a multi-scale autocorrelation penalty (weight
   ``noise_reg``) keeps them from encoding the image;
-* Adam with learning rate ``lr`` ramped up over the first ``lr_rampup`` fraction of the steps
+* Adam with learning rate ``lr`` (0.3 in W as the reference; 0.1 in W+, where 0.3 measurably
+  stalls) ramped up over the first ``lr_rampup`` fraction of the steps
   and down with a cosine over the last ``lr_rampdown`` fraction;
 * Gaussian noise of ``w_noise * w_std`` added to w, ramped off quadratically over the first
   ``noise_ramp`` fraction of the steps;
@@ -44,7 +45,8 @@ class ProjectorConfig:
     space: str = "w+"
     """``w`` (one w for all layers) or ``w+`` (one w per layer)."""
     steps: int = 1000
-    lr: float = 0.3
+    lr: float | None = None
+    """Peak learning rate; None = 0.3 in W (the reference) and 0.1 in W+ (0.3 stalls W+ on the demo models)."""
     lr_rampup: float = 0.05
     """Fraction of the steps over which the learning rate ramps up linearly."""
     lr_rampdown: float = 0.25
@@ -69,6 +71,8 @@ class ProjectorConfig:
             raise UserError(f"space must be one of {', '.join(SPACES)}, got {self.space!r}")
         if self.steps < 1:
             raise UserError("steps must be >= 1")
+        if self.lr is None:
+            self.lr = 0.3 if self.space == "w" else 0.1
         if self.lr <= 0:
             raise UserError("lr must be > 0")
         if not (0 <= self.lr_rampup <= 1 and 0 <= self.lr_rampdown <= 1 and 0 <= self.noise_ramp <= 1):

@@ -26,21 +26,21 @@ from stylegan3d.metrics import features3d, inception
 from stylegan3d.metrics.cache import cached
 from stylegan3d.metrics.frechet import frechet_distance_features
 from stylegan3d.metrics.memorization import memorisation_report
-from stylegan3d.metrics.mmd import bmmd2_gram, cross_gram, gram_matrix
+from stylegan3d.metrics.mmd import bmmd2_gram, cross_gram, gram_matrix, mmd2_unbiased_gram
 from stylegan3d.metrics.prdc import prdc_terms
 from stylegan3d.metrics.ssim import pairwise_ms_ssim, random_pairs
 from stylegan3d.metrics.stats import bootstrap_mean, bootstrap_two, shifted_percentile_ci
 from stylegan3d.metrics.volumes import VolumeSet, as_volume_set, generate_volumes
 
-ALL_METRICS = ("fid_slice", "fid_triplanar", "fd3d", "bmmd2", "ms_ssim", "prdc", "memorisation")
-DEFAULT_METRICS = ("fid_slice", "fd3d", "bmmd2", "ms_ssim", "prdc", "memorisation")
+ALL_METRICS = ("fid_slice", "fid_triplanar", "fd3d", "bmmd2", "mmd2_unbiased", "ms_ssim", "prdc", "memorisation")
+DEFAULT_METRICS = ("fid_slice", "fd3d", "bmmd2", "mmd2_unbiased", "ms_ssim", "prdc", "memorisation")
 ALIASES = {
     "fid": "fid_slice",
     "slice_fid": "fid_slice",
     "triplanar": "fid_triplanar",
     "fid3d": "fd3d",
     "bmmd": "bmmd2",
-    "mmd": "bmmd2",
+    "mmd2": "mmd2_unbiased",
     "msssim": "ms_ssim",
     "ms-ssim": "ms_ssim",
     "memorization": "memorisation",
@@ -55,6 +55,7 @@ BETTER = {
     "fid_triplanar": "lower",
     "fd3d": "lower",
     "bmmd2": "lower",
+    "mmd2_unbiased": "lower",
     "ms_ssim": "close to real",
     "precision": "higher",
     "recall": "higher",
@@ -139,10 +140,10 @@ def _rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
 
-def _entry(value: float | None, boot: np.ndarray | None, n: int, n_real: int) -> dict:
+def _entry(value: float | None, boot: np.ndarray | None, n: int, n_real: int, nonnegative: bool = True) -> dict:
     return {
         "value": None if value is None else float(value),
-        "ci95": None if boot is None or value is None else shifted_percentile_ci(boot, value),
+        "ci95": None if boot is None or value is None else shifted_percentile_ci(boot, value, nonnegative=nonnegative),
         "n": int(n),
         "n_real": int(n_real),
     }
@@ -265,6 +266,8 @@ def evaluate(
                 results.update(ctx.prdc(prdc_k, feature_layers, feature_grid))
             elif name == "bmmd2":
                 results["bmmd2"] = ctx.bmmd2(mmd_batch)
+            elif name == "mmd2_unbiased":
+                results["mmd2_unbiased"] = ctx.mmd2_unbiased()
             elif name == "ms_ssim":
                 results["ms_ssim"] = ctx.ms_ssim(ms_ssim_pairs)
             elif name == "memorisation":
@@ -345,7 +348,7 @@ class _Context:
         self, name: str, fn: Callable[[np.ndarray, np.ndarray], Any], real_f: np.ndarray, fake_f: np.ndarray | None
     ) -> tuple[Any, np.ndarray | None, Any, np.ndarray | None]:
         """fn on (fake, ref) and on (B, A), each with bootstrap resamples."""
-        rng = _rng(self.seed, name)
+        rng, rng_r = _rng(self.seed, name), _rng(self.seed, name + "|rvr")
         val = boot = rvr = rvr_boot = None
         if fake_f is not None:
             ref_f = real_f[self.ref]
@@ -354,7 +357,7 @@ class _Context:
         if self.rvr:
             fa, fb = real_f[self.a], real_f[self.b]
             rvr = fn(fb, fa)
-            rvr_boot = bootstrap_two(lambda i, j: fn(fb[i], fa[j]), len(fb), len(fa), self.n_boot, rng)
+            rvr_boot = bootstrap_two(lambda i, j: fn(fb[i], fa[j]), len(fb), len(fa), self.n_boot, rng_r)
         return val, boot, rvr, rvr_boot
 
     def _pack(
@@ -426,7 +429,7 @@ class _Context:
     # -- precision / recall / density / coverage ------------------------------------------------
     def prdc(self, k: int, layers: Sequence[str], grid: Sequence[int]) -> dict[str, dict]:
         real_f, fake_f = self._deepbet(layers, grid)
-        rng = _rng(self.seed, "prdc")
+        rng, rng_r = _rng(self.seed, "prdc"), _rng(self.seed, "prdc|rvr")
         n_fake, n_ref, n_b, n_a = self._sizes()
         smallest = min([n_ref, n_a, n_b] + ([n_fake] if fake_f is not None else []))
         k_used = min(k, smallest - 1)
@@ -442,7 +445,7 @@ class _Context:
                 None if t is None else t.mean(),
                 None if t is None else bootstrap_mean(t, self.n_boot, rng),
                 None if r is None else r.mean(),
-                None if r is None else bootstrap_mean(r, self.n_boot, rng),
+                None if r is None else bootstrap_mean(r, self.n_boot, rng_r),
                 n_fake,
                 n_ref,
                 n_b,
@@ -476,24 +479,49 @@ class _Context:
 
     def bmmd2(self, batch: int) -> dict:
         g, off = self.gram()
-        rng = _rng(self.seed, "bmmd2")
-        fn = lambda x, y: bmmd2_gram(g, x, y, batch, rng)  # noqa: E731
         val = boot = rvr = rvr_boot = None
         if self.fake is not None:
+            rng = _rng(self.seed, "bmmd2")
             fr, rr = np.arange(off), off + self.ref
-            val = fn(fr, rr)
-            boot = bootstrap_two(lambda i, j: fn(fr[i], rr[j]), len(fr), len(rr), self.n_boot, rng)
+            val = bmmd2_gram(g, fr, rr, batch, rng)
+            boot = bootstrap_two(
+                lambda i, j: bmmd2_gram(g, fr[i], rr[j], batch, rng), len(fr), len(rr), self.n_boot, rng
+            )
         if self.rvr:
+            rng_r = _rng(self.seed, "bmmd2|rvr")
             br, ar = off + self.b, off + self.a
-            rvr = fn(br, ar)
-            rvr_boot = bootstrap_two(lambda i, j: fn(br[i], ar[j]), len(br), len(ar), self.n_boot, rng)
+            rvr = bmmd2_gram(g, br, ar, batch, rng_r)
+            rvr_boot = bootstrap_two(
+                lambda i, j: bmmd2_gram(g, br[i], ar[j], batch, rng_r), len(br), len(ar), self.n_boot, rng_r
+            )
         entry = self._pack(val, boot, rvr, rvr_boot, *self._sizes())
         entry.update(batch=batch, voxels=self.real.voxels)
         return entry
 
+    def mmd2_unbiased(self) -> dict:
+        g, off = self.gram()
+        fn = lambda x, y: mmd2_unbiased_gram(g, x, y)  # noqa: E731
+        val = boot = rvr = rvr_boot = None
+        if self.fake is not None:
+            fr, rr = np.arange(off), off + self.ref
+            val = fn(fr, rr)
+            boot = bootstrap_two(
+                lambda i, j: fn(fr[i], rr[j]), len(fr), len(rr), self.n_boot, _rng(self.seed, "mmd2_unbiased")
+            )
+        if self.rvr:
+            br, ar = off + self.b, off + self.a
+            rvr = fn(br, ar)
+            rng_r = _rng(self.seed, "mmd2_unbiased|rvr")
+            rvr_boot = bootstrap_two(lambda i, j: fn(br[i], ar[j]), len(br), len(ar), self.n_boot, rng_r)
+        n_fake, n_ref, n_b, n_a = self._sizes()
+        entry = _entry(val, boot, n_fake, n_ref, nonnegative=False)
+        entry["real_vs_real"] = _entry(rvr, rvr_boot, n_b, n_a, nonnegative=False) if self.rvr else None
+        entry["voxels"] = self.real.voxels
+        return entry
+
     def memorisation(self) -> tuple[dict, dict]:
         g, off = self.gram()
-        rng = _rng(self.seed, "memorisation")
+        rng, rng_r = _rng(self.seed, "memorisation"), _rng(self.seed, "memorisation|rvr")
         vox = self.real.voxels
         names = self.real.names
         entry = _entry(None, None, 0, len(self.real))
@@ -508,7 +536,7 @@ class _Context:
                 g, off + self.b, off + self.a, vox, [names[i] for i in self.b], [names[i] for i in self.a]
             )
             rvr = _entry(
-                rep["closer"].mean(), bootstrap_mean(rep["closer"], self.n_boot, rng), len(self.b), len(self.a)
+                rep["closer"].mean(), bootstrap_mean(rep["closer"], self.n_boot, rng_r), len(self.b), len(self.a)
             )
             rvr.update(threshold=rep["threshold"], median_distance=float(np.median(rep["distance"])))
             entry["real_vs_real"] = rvr
@@ -527,7 +555,8 @@ class _Context:
             v = pairwise_ms_ssim(self.fake, fp, self.batch, self.prog, "fake")
             entry.update(_entry(v.mean(), bootstrap_mean(v, self.n_boot, rng), n_fake, len(self.real)), pairs=len(fp))
         if self.rvr:
-            rp = random_pairs(len(self.real), pairs, np.random.default_rng([self.seed, 2]))
+            rng_r = _rng(self.seed, "ms_ssim|rvr")
+            rp = random_pairs(len(self.real), pairs, rng_r)
             settings = f"pairs={zlib.crc32(rp.tobytes()):08x}-{len(rp)}"
             r = cached(
                 self.real,
@@ -536,7 +565,7 @@ class _Context:
                 lambda: {"values": pairwise_ms_ssim(self.real, rp, self.batch, self.prog, "real")},
                 self.use_cache,
             )["values"]
-            rvr = _entry(r.mean(), bootstrap_mean(r, self.n_boot, rng), len(self.real), len(self.real))
+            rvr = _entry(r.mean(), bootstrap_mean(r, self.n_boot, rng_r), len(self.real), len(self.real))
             entry["real_vs_real"] = dict(rvr, pairs=len(rp))
         entry["definition"] = "mean MS-SSIM of random pairs within the generated set (real_vs_real: real pairs)"
         return entry

@@ -7,8 +7,10 @@ For batches X_b (generated) and Y_b (real) of ``b`` flattened volumes each:
 i.e. the squared Euclidean distance between the batch-mean volumes, summed over all voxels
 (intensities in [0, 1]), averaged over batches. It is the biased (V-statistic) MMD² with the
 linear kernel k(x, y) = <x, y>, so it grows with the voxel count: divide by C·D·H·W to compare
-resolutions. MONAI's ``MMDMetric`` computes the unbiased (U-statistic) linear MMD² of one
-batch pair; :func:`linear_mmd2` gives either estimator.
+resolutions. It also contains the variance term tr(Σx + Σy) / b, which dominates when the
+distributions are close. MONAI's ``MMDMetric`` computes the unbiased (U-statistic) linear
+MMD², an unbiased estimate of ||E x - E y||² without that term; :func:`linear_mmd2` gives
+either estimator and :func:`mmd2_unbiased_gram` the unbiased one over whole sets.
 
 Everything here works on the Gram matrix K = V Vᵀ of the flattened volumes (float64), computed
 once: any batching, bootstrap resample or pairwise distance is then a small index operation.
@@ -21,16 +23,25 @@ from typing import Any
 import numpy as np
 import torch
 
+BLOCK_BYTES = 256 * 2**20
+"""Memory of one float64 block of volumes read for the Gram matrix."""
+
+
+def _chunk(vs: Any, chunk: int | None) -> int:
+    return chunk if chunk is not None else int(max(1, min(64, BLOCK_BYTES // (8 * vs.voxels))))
+
 
 def _flat(v: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(v).reshape(v.shape[0], -1)).double()
 
 
-def gram_matrix(vs: Any, chunk: int = 16, progress: Any = None) -> np.ndarray:
+def gram_matrix(vs: Any, chunk: int | None = None, progress: Any = None) -> np.ndarray:
     """Gram matrix ``[N, N]`` (float64) of the flattened volumes of a VolumeSet.
 
-    Volumes are read ``chunk`` at a time; blocks i <= j are computed and mirrored.
+    Volumes are read ``chunk`` at a time (default: ~256 MiB per block); blocks i <= j are
+    computed and mirrored.
     """
+    chunk = _chunk(vs, chunk)
     starts = list(range(0, len(vs), chunk))
     gram = np.zeros((len(vs), len(vs)), dtype=np.float64)
     task = (
@@ -52,9 +63,10 @@ def gram_matrix(vs: Any, chunk: int = 16, progress: Any = None) -> np.ndarray:
     return gram
 
 
-def cross_gram(rows: Any, sets: list[Any], chunk: int = 16) -> np.ndarray:
+def cross_gram(rows: Any, sets: list[Any], chunk: int | None = None) -> np.ndarray:
     """Inner products ``[len(rows), sum(len(s) for s in sets)]`` of the volumes of VolumeSet
     ``rows`` with those of each VolumeSet in ``sets`` (concatenated in order), float64."""
+    chunk = _chunk(rows, chunk)
     parts = []
     for _, x in rows.batches(chunk):
         xt = _flat(x)
@@ -78,6 +90,18 @@ def bmmd2_gram(gram: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, rng: 
     b = min(batch, m)
     nb = m // b
     return float(np.mean([batch_mean_sqdist(gram, x[i * b : (i + 1) * b], y[i * b : (i + 1) * b]) for i in range(nb)]))
+
+
+def mmd2_unbiased_gram(gram: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
+    """Unbiased linear-kernel MMD² (U-statistic, MONAI's ``MMDMetric``) of Gram rows ``x`` vs ``y``.
+
+    An unbiased estimate of ``||E x - E y||²``: ~0 (possibly negative) for equal distributions.
+    """
+    kxx, kyy = gram[np.ix_(x, x)], gram[np.ix_(y, y)]
+    m, n = len(x), len(y)
+    sxx = (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+    syy = (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+    return float(sxx + syy - 2.0 * gram[np.ix_(x, y)].mean())
 
 
 def bmmd2(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, batch: int = 8) -> float:

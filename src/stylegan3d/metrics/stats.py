@@ -7,9 +7,11 @@ from collections.abc import Callable
 import numpy as np
 
 
-def shifted_percentile_ci(values: np.ndarray, estimate: float, level: float = 0.95) -> list[float] | None:
+def shifted_percentile_ci(
+    values: np.ndarray, estimate: float, level: float = 0.95, nonnegative: bool = True
+) -> list[float] | None:
     """95 % interval from bootstrap values ``[B]``: their central percentiles, shifted so that
-    the bootstrap median sits on the point ``estimate``, lower bound clipped at 0.
+    the bootstrap median sits on the point ``estimate`` (bounds clipped at 0 if ``nonnegative``).
 
     Resampling with replacement duplicates samples, which biases sample-size-dependent
     statistics (Fréchet distance, bMMD²) upwards, so raw percentiles can miss the estimate;
@@ -21,7 +23,8 @@ def shifted_percentile_ci(values: np.ndarray, estimate: float, level: float = 0.
     if v.size == 0:
         return None
     lo, med, hi = np.percentile(v, [50 * (1 - level), 50, 50 * (1 + level)])
-    return [float(max(estimate + lo - med, 0.0)), float(max(estimate + hi - med, 0.0))]
+    bounds = [estimate + lo - med, estimate + hi - med]
+    return [float(max(b, 0.0)) if nonnegative else float(b) for b in bounds]
 
 
 def bootstrap_two(

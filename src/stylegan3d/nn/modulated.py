@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from stylegan3d.nn.layers import EqualLinear, conv_nd, conv_transpose_nd, fir_filter, fir_kernel
+from stylegan3d.nn.layers import EqualLinear, conv_nd, conv_transpose_nd, fir_filter, fir_kernel, fir_taps
 
 
 def _channels_last(x: torch.Tensor) -> bool:
@@ -56,7 +56,7 @@ def modulated_conv(
     styles: torch.Tensor,
     demodulate: bool = True,
     up: int = 1,
-    up_kernel: torch.Tensor | None = None,
+    up_kernel: torch.Tensor | Sequence[float] | None = None,
     fused: bool = True,
 ) -> torch.Tensor:
     """Apply a modulated (and optionally demodulated, 2x upsampling) convolution.
@@ -66,7 +66,7 @@ def modulated_conv(
         weight: kernel ``[Cout, Cin, *k]`` already multiplied by its equalised-lr gain.
         styles: per-sample input-channel scales ``[N, Cin]``.
         demodulate: normalise each output channel to unit expected variance.
-        up: 1 or 2; with 2, stride-2 transposed conv then FIR ``up_kernel`` (1-D taps).
+        up: 1 or 2; with 2, stride-2 transposed conv then FIR ``up_kernel`` (1-D taps, tensor or floats).
         fused: grouped-conv form (True) or scale-conv-scale form (False).
 
     Returns:
@@ -78,7 +78,9 @@ def modulated_conv(
     nd = x.ndim - 2
     cl = _channels_last(x)
     dcoefs = demod_coefficients(weight, styles) if demodulate else None
-    pad = up_padding(up_kernel.numel(), k, up) if up > 1 else None
+    pad = up_padding(len(up_kernel), k, up) if up > 1 else None
+    if k == 1 and up == 1:
+        return _modulated_pointwise(x, weight, styles, dcoefs, cl)
     if fused:
         w = weight.unsqueeze(0) * styles.reshape(n, 1, cin, *([1] * nd)).to(weight.dtype)
         if dcoefs is not None:
@@ -102,6 +104,24 @@ def modulated_conv(
     if up > 1:
         y = fir_filter(y, up_kernel, pad)
     return y
+
+
+def _modulated_pointwise(
+    x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, dcoefs: torch.Tensor | None, cl: bool
+) -> torch.Tensor:
+    """1x1x1 modulated conv (ToRGB) as one batched matrix product with the per-sample kernels
+    ``[N, Cout, Cin]`` (the same maths as both conv forms; a grouped 1x1x1 conv is ~40x slower on CPU)."""
+    n, cin = x.shape[:2]
+    cout = weight.shape[0]
+    w = weight.reshape(1, cout, cin) * styles.reshape(n, 1, cin).to(weight.dtype)
+    if dcoefs is not None:
+        w = w * dcoefs.reshape(n, cout, 1).to(w.dtype)
+    w = w.to(x.dtype)
+    spatial = x.shape[2:]
+    if cl:  # [N, *S, Cin] is a contiguous view: multiply from the right, keep channels last
+        y = torch.matmul(x.movedim(1, -1).reshape(n, -1, cin), w.transpose(1, 2))
+        return y.reshape(n, *spatial, cout).movedim(-1, 1)
+    return torch.matmul(w, x.reshape(n, cin, -1)).reshape(n, cout, *spatial)
 
 
 class ModulatedConv(nn.Module):
@@ -133,8 +153,10 @@ class ModulatedConv(nn.Module):
         if up > 1:
             total = float(up**spatial_dims) if up_gain == "unit" else float(up**2)
             self.register_buffer("up_kernel", fir_kernel(up_taps, total ** (1.0 / spatial_dims)), persistent=False)
+            self.up_taps: tuple[float, ...] | None = fir_taps(up_taps, total ** (1.0 / spatial_dims))
         else:
             self.up_kernel = None
+            self.up_taps = None
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
         styles = self.affine(w.float())
@@ -146,7 +168,7 @@ class ModulatedConv(nn.Module):
             styles,
             demodulate=self.demodulate,
             up=self.up,
-            up_kernel=self.up_kernel,
+            up_kernel=self.up_taps if x.device.type == "cpu" else self.up_kernel,
             fused=fused,
         )
 

@@ -320,7 +320,7 @@ class AdaController:
     def accumulate(self, real_logits: torch.Tensor) -> None:
         """Add the signs of one D step's real logits [N, 1] (no device sync)."""
         logits = real_logits.detach().float()
-        batch = torch.stack([torch.sign(logits).sum(), torch.tensor(float(logits.numel()), device=logits.device)])
+        batch = torch.stack([torch.sign(logits).sum(), torch.full((), float(logits.numel()), device=logits.device)])
         self._stats = batch if self._stats is None else self._stats + batch
 
     def step(self) -> float | None:

@@ -13,6 +13,7 @@ sidecar's SHA-256 detects truncated or tampered files.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from stylegan3d.errors import CheckpointError
+from stylegan3d.errors import CheckpointError, UserError
 from stylegan3d.fileio import atomic_path, atomic_write_json, atomic_write_text, sha256_file
 
 FORMAT = "stylegan3d-checkpoint"
@@ -45,25 +46,44 @@ def module_tensors(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
     return {f"{prefix}.{k}": v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
 
 
-def load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, path: Path | str = "") -> None:
-    """Load ``prefix.*`` tensors into ``module``; missing/unexpected keys and shape mismatches
-    raise :class:`CheckpointError` listing them."""
-    own = module.state_dict()
-    got = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+def _describe_mismatch(
+    own: dict[str, tuple[tuple[int, ...], str]], got: dict[str, tuple[tuple[int, ...], str]]
+) -> list[str]:
+    """Differences between a network's tensors and a checkpoint's, as ``{name: (shape, dtype)}`` maps."""
     missing = sorted(set(own) - set(got))
     unexpected = sorted(set(got) - set(own))
-    bad_shape = sorted(k for k in set(own) & set(got) if tuple(own[k].shape) != tuple(got[k].shape))
-    if missing or unexpected or bad_shape:
-        parts = []
-        if missing:
-            parts.append(f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}")
-        if unexpected:
-            parts.append(f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}")
-        if bad_shape:
-            k = bad_shape[0]
-            parts.append(
-                f"{len(bad_shape)} shape mismatch(es), e.g. {k}: {list(got[k].shape)} vs model {list(own[k].shape)}"
-            )
+    common = sorted(set(own) & set(got))
+    bad_shape = [k for k in common if own[k][0] != got[k][0]]
+    bad_dtype = [k for k in common if own[k][0] == got[k][0] and own[k][1] != got[k][1]]
+    parts = []
+    if missing:
+        parts.append(f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}")
+    if unexpected:
+        parts.append(f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}")
+    if bad_shape:
+        k = bad_shape[0]
+        parts.append(f"{len(bad_shape)} shape mismatch(es), e.g. {k}: {list(got[k][0])} vs model {list(own[k][0])}")
+    if bad_dtype:
+        k = bad_dtype[0]
+        parts.append(f"{len(bad_dtype)} dtype mismatch(es), e.g. {k}: {got[k][1]} vs model {own[k][1]}")
+    return parts
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, path: Path | str = "") -> None:
+    """Load ``prefix.*`` tensors into ``module``; missing/unexpected keys and shape or dtype
+    mismatches raise :class:`CheckpointError` listing them (a float tensor stored as an integer
+    type would otherwise be converted silently)."""
+    own = module.state_dict()
+    got = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+    parts = _describe_mismatch(
+        {k: (tuple(v.shape), _dtype_name(v.dtype)) for k, v in own.items()},
+        {k: (tuple(v.shape), _dtype_name(v.dtype)) for k, v in got.items()},
+    )
+    if parts:
         raise CheckpointError(f"checkpoint {path} does not match the {prefix} network ({'; '.join(parts)})")
     module.load_state_dict(got, strict=True)
 
@@ -80,14 +100,25 @@ def optimizer_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str
 
 
 def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str, meta: dict) -> None:
+    """Restore an optimiser from :func:`optimizer_tensors` output; per-parameter buffers must have
+    their parameter's shape (or be scalars such as Adam's ``step``), else :class:`CheckpointError`."""
+    params = [p for group in opt.param_groups for p in group["params"]]
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
-        if key.startswith(prefix + "."):
-            pid, name = key[len(prefix) + 1 :].split(".", 1)
-            state.setdefault(int(pid), {})[name] = value
+        if not key.startswith(prefix + "."):
+            continue
+        pid_text, _, name = key[len(prefix) + 1 :].partition(".")
+        if not pid_text.isdigit() or not name or int(pid_text) >= len(params):
+            raise CheckpointError(f"optimizer state {prefix}: unexpected tensor {key!r}")
+        pid = int(pid_text)
+        if value.ndim and tuple(value.shape) != tuple(params[pid].shape):
+            raise CheckpointError(
+                f"optimizer state {key} has shape {list(value.shape)} but its parameter {list(params[pid].shape)}"
+            )
+        state.setdefault(pid, {})[name] = value
     try:
         opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    except (ValueError, KeyError) as e:
+    except (ValueError, KeyError, TypeError, IndexError) as e:
         raise CheckpointError(f"optimizer state {prefix} does not match: {e}") from None
 
 
@@ -110,13 +141,17 @@ def rng_state() -> tuple[dict[str, torch.Tensor], dict]:
 
 
 def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
-    torch.set_rng_state(tensors["rng.torch"])
-    name, pos, has_gauss, cached = meta["numpy"]
-    np.random.set_state((name, tensors["rng.numpy"].numpy().astype(np.uint32), pos, has_gauss, cached))
-    version, gauss_next = meta["python"]
-    random.setstate((version, tuple(int(v) for v in tensors["rng.python"].tolist()), gauss_next))
-    if "rng.cuda" in tensors and torch.cuda.is_available():
-        torch.cuda.set_rng_state(tensors["rng.cuda"])
+    """Restore the RNG states saved by :func:`rng_state`; malformed states raise :class:`CheckpointError`."""
+    try:
+        torch.set_rng_state(tensors["rng.torch"])
+        name, pos, has_gauss, cached = meta["numpy"]
+        np.random.set_state((name, tensors["rng.numpy"].numpy().astype(np.uint32), pos, has_gauss, cached))
+        version, gauss_next = meta["python"]
+        random.setstate((version, tuple(int(v) for v in tensors["rng.python"].tolist()), gauss_next))
+        if "rng.cuda" in tensors and torch.cuda.is_available():
+            torch.cuda.set_rng_state(tensors["rng.cuda"])
+    except (KeyError, ValueError, TypeError, RuntimeError) as e:
+        raise CheckpointError(f"checkpoint RNG state is malformed ({type(e).__name__}: {e})") from None
 
 
 _saves_in_process = 0
@@ -133,18 +168,44 @@ def _fault_kill_in_save() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _os_error(e: Exception) -> OSError:
+    """The OSError behind a safetensors I/O failure (its message ends with ``(os error N)``)."""
+    m = re.search(r"os error (\d+)", str(e))
+    if m:
+        code = int(m.group(1))
+        return OSError(code, os.strerror(code))
+    return OSError(f"safetensors could not write the file ({' '.join(str(e).split())})")
+
+
 def save_tensors_file(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
-    """Atomically write ``path`` (.safetensors) and its JSON sidecar holding ``meta`` + SHA-256."""
+    """Atomically write ``path`` (.safetensors) and its JSON sidecar holding ``meta`` + SHA-256.
+
+    Both files are written in full (temporary names) before the tensors file takes its final
+    name, so a full disk or a read-only folder raises one :class:`~stylegan3d.errors.UserError`
+    and leaves the previous files and no temporary file behind.
+    """
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     path = Path(path)
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT})
-        _fault_kill_in_save()
     meta = dict(meta)
-    meta.update(format=FORMAT, format_version=FORMAT_VERSION, file=path.name, sha256=sha256_file(path))
-    meta.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    atomic_write_json(sidecar_path(path), meta)
+    is_new = not path.exists()
+    try:
+        with atomic_path(path) as tmp:
+            try:
+                save_file(tensors, str(tmp), metadata={"format": FORMAT})
+            except SafetensorError as e:  # safetensors reports I/O errors (ENOSPC, EFBIG, EIO) as its own type
+                raise _os_error(e) from None
+            _fault_kill_in_save()
+            meta.update(format=FORMAT, format_version=FORMAT_VERSION, file=path.name, sha256=sha256_file(tmp))
+            meta.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+            atomic_write_json(sidecar_path(path), meta)  # in place first: a crash before the rename below
+            # leaves a sidecar without tensors, which no listing or loader picks up
+    except UserError:
+        if is_new:  # the tensors never arrived: drop the sidecar written for them
+            with contextlib.suppress(OSError):
+                sidecar_path(path).unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -170,32 +231,85 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def read_sidecar(path: Path) -> dict:
-    """Parse and check the JSON sidecar of a checkpoint file."""
+    """Parse and check the JSON sidecar of a checkpoint file (its ``config`` must be a valid Config)."""
+    from stylegan3d.config import Config
+
     side = sidecar_path(Path(path))
     if not side.is_file():
         raise CheckpointError(f"checkpoint sidecar missing: {side}")
     try:
-        meta = json.loads(side.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise CheckpointError(f"checkpoint sidecar {side} is not valid JSON ({e})") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint sidecar {side} ({e.strerror or e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or "config" not in meta:
         raise CheckpointError(f"{side} is not a stylegan3d checkpoint sidecar")
+    try:
+        Config.from_dict(meta["config"]).validate()
+    except Exception as e:  # noqa: BLE001 - any malformed config (wrong types too) is a checkpoint error
+        raise CheckpointError(f"checkpoint sidecar {side} has an invalid config ({type(e).__name__}: {e})") from None
     return meta
 
 
+_ST_DTYPES = {
+    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
+    torch.bool: "BOOL",
+}  # fmt: skip
+"""torch dtype -> safetensors header dtype name."""
+
+
+def _check_header(path: Path, meta: dict) -> None:
+    """Parse the safetensors header of ``path`` (without reading tensors) and check that its
+    ``G_ema``/``G``/``D`` tensors have the names, shapes and dtypes of the sidecar's networks."""
+    from safetensors import SafetensorError, safe_open
+
+    from stylegan3d.config import Config
+    from stylegan3d.nn import Discriminator, Generator
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path} is not a valid safetensors file ({' '.join(str(e).split())})") from None
+    if not any(k.startswith("G_ema.") for k in header):
+        raise CheckpointError(f"{path} holds no generator (G_ema.*) tensors")
+    cfg = Config.from_dict(meta["config"]).validate()
+    with torch.device("meta"):
+        nets = {"G_ema": Generator(cfg.model)}
+        if any(k.startswith("G.") for k in header):
+            nets["G"] = nets["G_ema"]
+        if any(k.startswith("D.") for k in header):
+            nets["D"] = Discriminator(cfg.model)
+    for prefix, net in nets.items():
+        own = {k: (tuple(v.shape), _ST_DTYPES.get(v.dtype, str(v.dtype))) for k, v in net.state_dict().items()}
+        got = {k[len(prefix) + 1 :]: v for k, v in header.items() if k.startswith(prefix + ".")}
+        parts = _describe_mismatch(own, got)
+        if parts:
+            raise CheckpointError(
+                f"checkpoint {path} does not match the {prefix} network of its config ({'; '.join(parts)})"
+            )
+
+
 def verify_checkpoint(path: Path) -> dict:
-    """Check that ``path`` exists, is not a pickle and matches its sidecar's SHA-256."""
+    """Check that ``path`` exists, is not a pickle, matches its sidecar's SHA-256 and is a
+    safetensors file whose networks match the sidecar's config. Returns the sidecar."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head.startswith(_PICKLE_MAGIC):
-        raise CheckpointError(f"{path} looks like a pickle/torch.save file; refusing to load it (use import-tf)")
-    meta = read_sidecar(path)
-    digest = sha256_file(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+        if head.startswith(_PICKLE_MAGIC):
+            raise CheckpointError(f"{path} looks like a pickle/torch.save file; refusing to load it (use import-tf)")
+        meta = read_sidecar(path)
+        digest = sha256_file(path)
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint {path} ({e.strerror or e})") from None
     if meta.get("sha256") != digest:
         raise CheckpointError(f"checkpoint {path} is corrupt or modified (SHA-256 differs from its sidecar)")
+    _check_header(path, meta)
     return meta
 
 
@@ -215,12 +329,15 @@ def resolve_checkpoint(path: Path | str) -> Path:
         return path
     candidates = list_checkpoints(path)[::-1]
     latest = path / "latest"
+    errors = []
     if latest.is_file():
-        target = path / latest.read_text().strip()
-        candidates = [target] + [c for c in candidates if c != target]
+        try:
+            target = path / latest.read_text(encoding="utf-8").strip()
+            candidates = [target] + [c for c in candidates if c != target]
+        except (OSError, UnicodeDecodeError, ValueError):
+            errors.append(f"{latest} is unreadable")
     if not candidates:
         raise CheckpointError(f"no checkpoint found in {path}")
-    errors = []
     for cand in candidates:
         try:
             verify_checkpoint(cand)

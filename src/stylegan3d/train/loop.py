@@ -425,7 +425,8 @@ class Trainer:
         t = self.cfg.train
         s = self.state
         B, d = t.batch, self.dist
-        gen = torch.Generator(device="cpu").manual_seed(t.seed * 1_000_003 + s.step)
+        # on CUDA draw on the device (fast); latents/noise are then reproducible per device type
+        gen = torch.Generator(device=self.device).manual_seed(t.seed * 1_000_003 + s.step)
         rnd = StepRandom(gen, d.rank, d.world)
         torch.manual_seed((t.seed * 1_000_003 + s.step) * 64 + d.rank)  # augmentation randomness
         stats: dict[str, float] = {}
@@ -485,6 +486,9 @@ class Trainer:
         self.D.requires_grad_(False)
         s.cur_nimg += B
         s.step += 1
+        if d.world > 1:  # each rank tracked w over its slice; the mean over ranks is the global-batch value
+            w_avg = self.G.mapping.w_avg
+            w_avg.copy_(d.all_reduce_mean(w_avg))
         update_ema(self.G_ema, self.G, ema_beta(B, s.cur_nimg, t.ema_kimg, t.ema_rampup))
         if self.ada is not None:
             self.ada.step()

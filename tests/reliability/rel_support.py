@@ -1,0 +1,170 @@
+"""Shared helpers of the reliability tests: fault/bad-input counters, tiny models and runs,
+pickle payloads, safetensors header surgery and real write faults (RLIMIT_FSIZE).
+
+The counters are printed by ``pytest_terminal_summary`` in this folder's conftest, so a run
+reports how many faults were injected and how many bad inputs were tried.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import json
+import pickle
+import resource
+import signal
+import struct
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stylegan3d.config import Config, apply_overrides, load_preset
+from stylegan3d.fileio import sha256_file
+
+FAULTS: Counter[str] = Counter()
+"""Faults injected, by kind (e.g. ``ENOSPC in checkpoint save``)."""
+BAD_INPUTS: Counter[str] = Counter()
+"""Bad inputs tried, by family (hypothesis examples included)."""
+LOST: list[str] = []
+"""Anything a test found lost (must stay empty: tests also assert on it directly)."""
+
+TINY_SHAPE = (10, 12, 14)
+TINY_OVERRIDES = [
+    "resolution=[10,12,14]",
+    "width=4",
+    "z_dim=4",
+    "g.mapping_layers=1",
+    "train.batch=2",
+    "train.tick_kimg=0.002",
+    "train.snap_ticks=1",
+    "train.ema_kimg=0.01",
+    "train.r1_interval=2",
+    "train.pl_interval=2",
+    "train.aug=none",
+    "train.precision=fp32",
+    "train.channels_last=false",
+]
+"""A 10x12x14 network of width 4: a training step takes a few ms, a checkpoint ~40 KB."""
+MODEL_OVERRIDES = ["width=4", "z_dim=4", "g.mapping_layers=1"]
+"""Demo preset (20x24x28) shrunk to width 4 for model files."""
+
+
+def tiny_config(*extra: str) -> Config:
+    return apply_overrides(load_preset("demo"), [*TINY_OVERRIDES, *extra])
+
+
+def write_tiny_dataset(path: Path, n: int = 4, shape=TINY_SHAPE, seed: int = 0) -> Path:
+    """A prepared dataset (volumes.npy + manifest.json, docs/formats.md) of ``n`` ellipsoids."""
+    rng = np.random.default_rng(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij"))
+    vols = []
+    for _ in range(n):
+        radii = 0.6 + 0.25 * rng.random((3, 1, 1, 1))
+        vols.append(np.clip(1.3 - np.sqrt(((grid / radii) ** 2).sum(0)), 0, 1))
+    np.save(path / "volumes.npy", np.stack(vols)[:, None].astype(np.float16))
+    affine = np.diag([16.0, 16.0, 16.0, 1.0])
+    affine[:3, 3] = -np.array(shape) * 8.0
+    manifest = {
+        "format": "stylegan3d-dataset",
+        "version": 1,
+        "shape": list(shape),
+        "channels": 1,
+        "spacing": [16.0] * 3,
+        "dtype": "float16",
+        "affine": affine.tolist(),
+        "frame": "mni",
+        "volumes": [{"index": i, "name": f"sub-{i:03d}.nii.gz", "sha256": f"{i:064x}"} for i in range(n)],
+    }
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    return path
+
+
+def tree_state(root: Path) -> dict[str, str]:
+    """``{relative path: sha256}`` of every file under ``root`` (hidden temp files included)."""
+    return {str(p.relative_to(root)): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def temp_leftovers(root: Path) -> list[str]:
+    """Temporary files of :func:`stylegan3d.fileio.atomic_path` (``.<name>.<random>.tmp`` etc.) under ``root``."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob(".*") if p.is_file())
+
+
+# ----------------------------------------------------------------------------- pickle payloads
+
+
+class MarkerPayload:
+    """Unpickling this object runs ``open(marker, 'w')``: the marker file proves code ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (builtins.open, (self.marker, "w"))
+
+
+def pickle_payloads(marker: Path) -> dict[str, bytes]:
+    """Files whose loading with pickle/torch.load would create ``marker``, keyed by kind.
+
+    Covers every pickle protocol (0 and 1 start with an opcode letter, not the protocol-2+
+    ``\\x80`` byte), ``torch.save`` (zip) and the legacy ``torch.save`` format.
+    """
+    import io
+
+    obj = {"G_ema.w": MarkerPayload(marker)}
+    out = {f"pickle-p{p}": pickle.dumps(obj, protocol=p) for p in range(0, pickle.HIGHEST_PROTOCOL + 1)}
+    for name, zipfile in (("torch.save", True), ("torch.save-legacy", False)):
+        buf = io.BytesIO()
+        torch.save(obj, buf, _use_new_zipfile_serialization=zipfile)
+        out[name] = buf.getvalue()
+    return out
+
+
+# ----------------------------------------------------------------------------- safetensors surgery
+
+
+def read_safetensors_header(path: Path) -> tuple[dict, bytes]:
+    """The JSON header of a ``.safetensors`` file and its data bytes."""
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    return json.loads(raw[8 : 8 + n]), raw[8 + n :]
+
+
+def write_safetensors_raw(path: Path, header: dict, data: bytes) -> None:
+    """Write ``header`` + ``data`` as a safetensors file and make its sidecar's SHA-256 match,
+    so only the safetensors parser / shape checks can catch what was changed."""
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)
+    path.write_bytes(struct.pack("<Q", len(blob)) + blob + data)
+    rehash_sidecar(path)
+
+
+def rehash_sidecar(path: Path) -> None:
+    side = path.with_suffix(".json")
+    meta = json.loads(side.read_text())
+    meta["sha256"] = sha256_file(path)
+    side.write_text(json.dumps(meta))
+
+
+def tensor_keys(header: dict) -> list[str]:
+    return sorted(k for k in header if k != "__metadata__")
+
+
+# ----------------------------------------------------------------------------- real write faults
+
+
+@contextlib.contextmanager
+def file_size_limit(max_bytes: int) -> Iterator[None]:
+    """Make every write past ``max_bytes`` in one file fail with a real ``EFBIG`` from the kernel
+    (RLIMIT_FSIZE with SIGXFSZ ignored), the same error path as a full disk, in this process."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old_handler)
