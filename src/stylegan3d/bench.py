@@ -94,6 +94,8 @@ class BenchSettings:
     data: Path | None = None
     """Prepared dataset for the loader measurement (default: a temporary one of random volumes)."""
     loader_batches: int = 8
+    threads: int | None = None
+    """``torch.set_num_threads`` for the run (None: torch's default, one per core)."""
 
     def validate(self) -> BenchSettings:
         if not self.presets:
@@ -102,6 +104,8 @@ class BenchSettings:
             raise UserError("--batch must be >= 1")
         if self.repeats < 1:
             raise UserError("--repeats must be >= 1")
+        if self.threads is not None and self.threads < 1:
+            raise UserError("--threads must be >= 1")
         if self.warmup < 1:
             raise UserError("--warmup must be >= 1 (the first call counts FLOPs and is never timed)")
         unknown = [p for p in self.parts if p not in PARTS]
@@ -667,10 +671,20 @@ def _summarise_variant(res: dict[str, Any]) -> dict[str, Any]:
 
 def run_bench(settings: BenchSettings, progress: bool = True) -> dict[str, Any]:
     """Run the benchmark; returns the JSON-ready report (schema ``stylegan3d-bench/1``)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     settings.validate()
     device = resolve_device(settings.device)
+    threads = torch.get_num_threads()
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+    try:
+        return _run(settings, device, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(settings: BenchSettings, device: torch.device, progress: bool) -> dict[str, Any]:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     cfgs = [(name, apply_overrides(load_preset(name), settings.overrides)) for name in settings.presets]
     report: dict[str, Any] = {
         "schema": SCHEMA,

@@ -74,4 +74,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     tr.write_line(f"bad inputs tried: {sum(rs.BAD_INPUTS.values())}")
     for kind, n in sorted(rs.BAD_INPUTS.items()):
         tr.write_line(f"  {n:5d}  {kind}")
+    for name, n in sorted(rs.KNOWN_HITS.items()):
+        tr.write_line(f"known bug hit {n} time(s): {name}")
     tr.write_line(f"lost: {rs.LOST if rs.LOST else 'nothing'}")

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from stylegan3d.config import Config, apply_overrides, load_preset
@@ -30,6 +31,39 @@ BAD_INPUTS: Counter[str] = Counter()
 """Bad inputs tried, by family (hypothesis examples included)."""
 LOST: list[str] = []
 """Anything a test found lost (must stay empty: tests also assert on it directly)."""
+
+KNOWN_BUGS = {
+    "data/io.py: OverflowError from numpy.memmap (negative dim in a .nii header)": (
+        "OverflowError",
+        "memory mapped length",
+    ),
+    "data/io.py: zipfile.BadZipFile from a truncated/corrupt .npz": ("BadZipFile", ""),
+}
+"""Bugs in modules these tests may not edit, each with a strict-xfail regression test. Property tests
+tolerate (and count) exactly these signatures so they keep checking everything else; delete an
+entry once its xfail test passes."""
+KNOWN_HITS: Counter[str] = Counter()
+
+
+def known_bug(e: BaseException) -> str | None:
+    """Name of the known bug that raised ``e`` (counted), or None."""
+    return known_bug_message(f"{type(e).__name__}: {e}")
+
+
+def known_bug_message(text: str) -> str | None:
+    """Name of the known bug an error text (e.g. prepare's ``unexpected OverflowError: ...``) points to."""
+    for name, (exc, needle) in KNOWN_BUGS.items():
+        if exc in text and needle in text:
+            KNOWN_HITS[name] += 1
+            return name
+    return None
+
+
+SCALES = [
+    pytest.param(1, id="quick", marks=pytest.mark.timeout(180)),
+    pytest.param(10, id="soak", marks=[pytest.mark.slow, pytest.mark.timeout(1800)]),
+]
+"""Hypothesis example-count multipliers: the quick run and a ``slow`` soak with ten times more examples."""
 
 TINY_SHAPE = (10, 12, 14)
 TINY_OVERRIDES = [

@@ -93,6 +93,9 @@ def bench(
         int, typer.Option(help="Cap on batch x voxels of the dense peak conv3d (halves its size until it fits).")
     ] = 1 << 18,
     data: Annotated[Path | None, typer.Option(help="Prepared dataset for the loader measurement.")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads (torch.set_num_threads); 1 is faster on a busy machine.")
+    ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report as JSON here.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
@@ -114,6 +117,7 @@ def bench(
         warmup=warmup,
         peak_voxels=peak_voxels,
         data=data,
+        threads=threads,
     )
     if json_out is not None and json_out.is_dir():
         raise UserError(f"--json {json_out} is a directory; give a file name")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -187,7 +188,9 @@ class DeepbetFeatures(torch.nn.Module):
         path = _deepbet_weights()
         if path is None:
             raise UserError("the perceptual term needs the deepbet package (pip install deepbet)")
-        net = torch.jit.load(str(path), map_location=device).eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load is deprecated in torch 2.13
+            net = torch.jit.load(str(path), map_location=device).eval()
         for p in net.parameters():
             p.requires_grad_(False)
         self.net = net
@@ -355,8 +358,8 @@ def reconstruction_metrics(
     """PSNR (dB, data range 1), 3D SSIM and MAE of ``[C, D, H, W]`` volumes in [0, 1].
 
     SSIM uses MONAI's Gaussian-window SSIM (window 11, sigma 1.5, shrunk for tiny volumes); with
-    a ``mask [D, H, W]`` all three are averaged over the voxels inside it (for SSIM: windows
-    centred inside the mask).
+    a ``mask [D, H, W]`` all three are averaged over the voxels inside it (for SSIM: both volumes
+    are zeroed outside the mask and the SSIM map is averaged over windows centred inside it).
     """
     from monai.metrics.regression import compute_ssim_and_cs
 
@@ -370,6 +373,8 @@ def reconstruction_metrics(
     mse = float(sq[m].mean()) if m is not None else float(sq.mean())
     mae = float(diff.abs()[m].mean()) if m is not None else float(diff.abs().mean())
     k = ssim_kernel(x.shape[2:])
+    if m is not None:  # voxels outside the mask must not lower the SSIM of windows on its border
+        x, y = x * m, y * m
     ssim_map, _ = compute_ssim_and_cs(
         x, y, spatial_dims=x.ndim - 2, kernel_size=[k] * (x.ndim - 2), kernel_sigma=[1.5] * (x.ndim - 2), data_range=1.0
     )

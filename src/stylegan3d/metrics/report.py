@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 
@@ -40,12 +41,13 @@ def print_table(doc: dict, console: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    if console is None:  # wide enough for one line per metric, also when piped (rich defaults to 80)
+        console = Console(width=None if sys.stdout.isatty() else 120)
     fake = doc.get("fake") or {}
     title = f"{fake.get('source') or 'real-vs-real baseline'} vs {doc['real']['source']}"
     table = Table(title=title, title_justify="left")
     for i, h in enumerate(HEADER):
-        table.add_column(h, justify="left" if i in (0, 4) else "right")
+        table.add_column(h, justify="left" if i in (0, 4) else "right", no_wrap=True)
     for row in table_rows(doc):
         table.add_row(*row)
     console.print(table)

@@ -117,7 +117,10 @@ def manifest_hash(manifest: dict) -> str:
     except ImportError:
         data_manifest_hash = None
     if data_manifest_hash is not None:
-        return str(data_manifest_hash(manifest))
+        try:
+            return str(data_manifest_hash(manifest))
+        except (KeyError, TypeError, ValueError):
+            pass  # incomplete manifest: hash what it has (only keys the feature cache)
     core = {
         "shape": manifest.get("shape"),
         "spacing": manifest.get("spacing"),
