@@ -90,6 +90,8 @@ def test_study_rejects_bad_settings(tmp_path: Path) -> None:
         run_study(ds, "demo", parse_grid(["widht=4,8"]), tmp_path / "s", overrides=OVERRIDES)
     with pytest.raises(UserError, match="2 seeds"):
         run_study(ds, "demo", grid, tmp_path / "s", overrides=OVERRIDES, n=4, seeds=[0, 1])
+    with pytest.raises(UserError, match=r"holds 1x\[10, 12, 14\] volumes but point width-4 makes 1x\[20, 24, 28\]"):
+        run_study(ds, "demo", grid, tmp_path / "s", overrides=["z_dim=8"])
     with pytest.raises(UserError, match="dataset not found"):
         run_study(tmp_path / "nothing", "demo", grid, tmp_path / "s")
     assert not (tmp_path / "s" / "runs").exists()  # nothing was trained

@@ -164,6 +164,7 @@ def bench_point(cfg: Config, device: str = "auto", repeats: int = 2) -> dict:
     if dev.type == "cuda":
         torch.cuda.empty_cache()
     errors: list[str] = []
+    load = list(os.getloadavg())  # shared machines: timings scale with the load
     with tempfile.TemporaryDirectory(prefix="stylegan3d-study-bench-") as tmp:
         trainer = bench.build_trainer(cfg, v, dev, Path(tmp) / "run")
         precision = trainer.precision
@@ -175,6 +176,7 @@ def bench_point(cfg: Config, device: str = "auto", repeats: int = 2) -> dict:
         del trainer
     _release_memory()
     out: dict[str, Any] = {
+        "loadavg": load,
         "method": "stylegan3d.bench.bench_train_step (amortised over the lazy regularisation intervals)",
         "device": str(dev),
         "precision": precision,
@@ -254,12 +256,8 @@ def _train_point(
         if rc != 0:
             raise UserError(f"training {run_dir.name} failed (torchrun exit status {rc}); see {run_dir / 'log.txt'}")
     else:
-        import torch
-
         from stylegan3d.train.loop import train
 
-        if torch.cuda.is_available():
-            torch.cuda.reset_peak_memory_stats()
         train(cfg, data, run_dir, resume=run_dir if resume else None, device=device, progress=progress)
     return {"wall_s": time.perf_counter() - t0, "resumed": resume, "launcher": launcher, "nproc": nproc}
 
@@ -267,13 +265,15 @@ def _train_point(
 # --------------------------------------------------------------------------------------- study
 
 
-def _manifest_sha(data: Path) -> str:
+def _manifest(data: Path) -> tuple[dict, str]:
+    """The dataset's manifest and its identifying hash."""
     import json
 
     from stylegan3d.data.dataset import manifest_hash
 
     try:
-        return manifest_hash(json.loads((data / "manifest.json").read_text()))
+        manifest = json.loads((data / "manifest.json").read_text())
+        return manifest, manifest_hash(manifest)
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UserError(f"dataset {data}: unreadable manifest.json ({e})") from None
 
@@ -376,7 +376,15 @@ def run_study(
     configs = {p.name: point_config(base, overrides, p, kimg) for p in points}  # validates every point first
     if len(configs) != len(points):
         raise UserError("two grid points map to the same directory name; use distinct values")
-    data_sha = _manifest_sha(data)
+    manifest, data_sha = _manifest(data)
+    for name, cfg in configs.items():  # fail before training anything
+        shape, channels = list(manifest.get("shape", [])), int(manifest.get("channels", 1))
+        if shape != list(cfg.model.resolution) or channels != cfg.model.channels:
+            raise UserError(
+                f"dataset {data} holds {channels}x{shape} volumes but point {name} makes "
+                f"{cfg.model.channels}x{list(cfg.model.resolution)}; prepare the data with the base preset "
+                "or set resolution with --set"
+            )
     settings = {
         "data": str(data),
         "data_manifest_sha256": data_sha,
@@ -526,6 +534,14 @@ def metric_keys(doc: dict) -> list[str]:
     return keys
 
 
+def _si(x: float) -> str:
+    """Compact axis label: 43.1k, 2.4M, 0.72."""
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if x >= div:
+            return f"{x / div:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
 def _params(n: int) -> str:
     return f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n / 1e3:.1f} k"
 
@@ -601,6 +617,7 @@ def plot_study(doc: dict, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     keys = metric_keys(doc)
     pts = doc["points"]
@@ -640,8 +657,11 @@ def plot_study(doc: dict, path: Path) -> Path:
                 ax.axhline(rvr["value"], color="k", ls="--", lw=1, label="real vs real")
                 if rvr.get("ci95"):
                     ax.axhspan(rvr["ci95"][0], rvr["ci95"][1], color="k", alpha=0.08)
-            if min(xv) > 0:
+            finite = sorted({x for x in xv if math.isfinite(x) and x > 0})
+            if finite:
                 ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(NullFormatter())
+                ax.set_xticks(finite, [_si(x) for x in finite])
             better = next((p["metrics"][key].get("better") for p in pts if key in p["metrics"]), "")
             ax.set_ylabel(f"{key}\n({better})" if better else key, fontsize=8)
             if r == len(keys) - 1:
@@ -651,7 +671,7 @@ def plot_study(doc: dict, path: Path) -> Path:
             if r == 0 and c == 1:
                 ax.legend(fontsize=7)
     fig.suptitle(f"Network-size study on {Path(doc['settings']['data']).name} ({doc['settings']['base']})")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
     path = Path(path)
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110)

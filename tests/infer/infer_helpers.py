@@ -22,7 +22,10 @@ def make_generator(seed: int = 0, noise_strength: float = 0.1, overrides: list[s
         for layer in G.synthesis.layers:
             layer.noise_strength.fill_(noise_strength)
         z = torch.from_numpy(np.random.RandomState(99).randn(2000, cfg.model.z_dim)).float()
-        G.mapping.w_avg.copy_(G.mapping(z)[:, 0].mean(0))
+        c = None
+        if cfg.model.c_dim:
+            c = torch.nn.functional.one_hot(torch.arange(2000) % cfg.model.c_dim, cfg.model.c_dim).float()
+        G.mapping.w_avg.copy_(G.mapping(z, c)[:, 0].mean(0))
     return G, cfg
 
 

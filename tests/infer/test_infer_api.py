@@ -250,3 +250,25 @@ def test_latents_resolve_mixed_specs(model, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model.load_latent(path)  # same checkpoint: no warning
+
+
+def test_conditional_model_labels(tmp_path):
+    from infer_helpers import dataset_dict, make_generator
+
+    from stylegan3d.train.checkpoint import save_model
+
+    G, cfg = make_generator(overrides=["width=8", "c_dim=3"])
+    m = load(save_model(tmp_path / "cond.safetensors", G, cfg.to_dict(), {"dataset": dataset_dict(cfg)}))
+    a = m.generate([1, 1], labels=[0, 2])
+    assert np.abs(a[0] - a[1]).max() > 1e-3
+    np.testing.assert_allclose(m.generate([1], labels=2)[0], a[1], atol=1e-5)
+    c = torch.nn.functional.one_hot(torch.tensor([2]), 3).float()
+    with torch.no_grad():
+        ref = to_unit_range(m.G(seeds_to_z([1], m.G.z_dim), c, noise_mode="const")).numpy()
+    np.testing.assert_allclose(a[1:], ref, atol=1e-5)
+    with pytest.raises(UserError, match="conditional"):
+        m.generate([1])
+    with pytest.raises(UserError, match="class indices"):
+        m.generate([1], labels=[3])
+    with pytest.raises(UserError, match="one label per sample"):
+        m.generate([1, 2, 3], labels=[0, 1])

@@ -76,4 +76,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         tr.write_line(f"  {n:5d}  {kind}")
     for name, n in sorted(rs.KNOWN_HITS.items()):
         tr.write_line(f"known bug hit {n} time(s): {name}")
-    tr.write_line(f"lost: {rs.LOST if rs.LOST else 'nothing'}")
+    tr.write_line(f"integrity checks passed: {sum(rs.INTACT.values())}")
+    for kind, n in sorted(rs.INTACT.items()):
+        tr.write_line(f"  {n:5d}  {kind}")
+    tr.write_line(f"lost: {'; '.join(rs.LOST) if rs.LOST else 'nothing'}")

@@ -116,8 +116,9 @@ def test_atomic_write_fault_keeps_old_file(writer, case, err, tmp_path, monkeypa
     rs.FAULTS[f"atomic write: {case}"] += 1
     msg = str(e.value)
     assert "\n" not in msg and str(target) in msg and REASONS[err] in msg, msg
-    assert target.read_bytes() == b"old content"
-    assert sorted(p.name for p in target.parent.iterdir()) == ["result.dat"]  # no temp file left
+    with rs.intact("atomic write: old file unchanged, no temp file"):
+        assert target.read_bytes() == b"old content"
+        assert sorted(p.name for p in target.parent.iterdir()) == ["result.dat"]
 
 
 def test_atomic_write_real_path_errors(tmp_path):
@@ -141,14 +142,15 @@ def test_atomic_write_real_path_errors(tmp_path):
 
 def _assert_run_intact(run: Path, before: dict[str, str], expect_latest: Path) -> None:
     """Nothing in ``run/checkpoints`` or ``run/latest`` changed; the newest checkpoint verifies and loads."""
-    ck = {k: v for k, v in rs.tree_state(run).items() if k.startswith("checkpoints/") or k == "latest"}
-    assert ck == {k: v for k, v in before.items() if k.startswith("checkpoints/") or k == "latest"}
-    assert rs.temp_leftovers(run) == []
-    assert ckpt.resolve_checkpoint(run) == expect_latest
-    ckpt.verify_checkpoint(expect_latest)
-    g, meta = ckpt.load_generator(run)
-    assert meta["sha256"] == ckpt.sha256_file(expect_latest)
-    assert torch.isfinite(g(torch.zeros(1, g.z_dim), noise_mode="const")).all()
+    with rs.intact("run: previous checkpoint unchanged, verifies and loads; no temp files"):
+        ck = {k: v for k, v in rs.tree_state(run).items() if k.startswith("checkpoints/") or k == "latest"}
+        assert ck == {k: v for k, v in before.items() if k.startswith("checkpoints/") or k == "latest"}
+        assert rs.temp_leftovers(run) == []
+        assert ckpt.resolve_checkpoint(run) == expect_latest
+        ckpt.verify_checkpoint(expect_latest)
+        g, meta = ckpt.load_generator(run)
+        assert meta["sha256"] == ckpt.sha256_file(expect_latest)
+        assert torch.isfinite(g(torch.zeros(1, g.z_dim), noise_mode="const")).all()
 
 
 SAVE_FAULTS = [
@@ -336,10 +338,11 @@ def test_prepare_disk_full_then_rerun(cohort10, clean_prepared, tmp_path):
     assert rs.temp_leftovers(out) == []
     assert len(list((out / ".parts").glob("*.json"))) == 10  # every finished volume was kept
     report = prepare_dataset(cohort10, out, geom, workers=1, progress=False, preview=0)
-    assert len(report.resumed) == 10 and not report.prepared and not report.errors
-    a = np.load(out / "volumes.npy")
-    b = np.load(clean_prepared / "volumes.npy")
-    assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    with rs.intact("prepare: dataset after a fault equals a clean run (bitwise)"):
+        assert len(report.resumed) == 10 and not report.prepared and not report.errors
+        a = np.load(out / "volumes.npy")
+        b = np.load(clean_prepared / "volumes.npy")
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
 @pytest.mark.xfail(
@@ -434,3 +437,32 @@ def test_cli_train_resume_on_real_full_or_read_only_mount(mode, tiny_run, tiny_d
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert (res / "rc").read_text().strip() == "2" and len(lines) == 1 and lines[0].startswith("error: "), err
     assert ("no space left" if mode == "full" else "read-only") in lines[0]
+
+
+# ----------------------------------------------------------------------------- damaged run directories
+
+DAMAGE = {
+    "latest holds binary garbage": lambda run, new: (run / "latest").write_bytes(bytes(range(128, 256))),
+    "latest zero-filled (power loss)": lambda run, new: (run / "latest").write_bytes(b"\0" * 38),
+    "latest points outside the run": lambda run, new: (run / "latest").write_text("../../../etc/passwd\n"),
+    "newest checkpoint zero-filled": lambda run, new: new.write_bytes(b"\0" * new.stat().st_size),
+    "newest checkpoint truncated": lambda run, new: new.write_bytes(new.read_bytes()[:1000]),
+    "newest sidecar missing": lambda run, new: ckpt.sidecar_path(new).unlink(),
+    "newest sidecar zero-filled": lambda run, new: ckpt.sidecar_path(new).write_bytes(b"\0" * 100),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_damaged_run_falls_back_to_last_good_checkpoint(damage, tiny_run):
+    """After a crash or power loss: an unreadable ``latest`` or a damaged newest checkpoint is skipped
+    with a warning naming it, and the newest intact checkpoint is used."""
+    old, new = ckpt.list_checkpoints(tiny_run)
+    DAMAGE[damage](tiny_run, new)
+    rs.FAULTS[f"damaged run: {damage}"] += 1
+    expect = new if damage.startswith("latest") else old
+    with pytest.warns(UserWarning, match="skipped unusable checkpoint"):
+        got = ckpt.resolve_checkpoint(tiny_run)
+    with rs.intact("damaged run: the newest intact checkpoint is found and loads"):
+        assert got == expect
+        g, meta = ckpt.load_generator(expect)
+        assert meta["step"] == int(expect.stem.split("-")[1])

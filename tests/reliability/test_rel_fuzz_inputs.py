@@ -319,16 +319,21 @@ def test_huge_header_claim_is_a_data_error(tmp_path):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="data/io.py: a negative size in the dim field of an uncompressed .nii makes numpy.memmap raise "
-    "OverflowError ('memory mapped length must be positive'), which load_volume does not turn into a DataError",
+    reason="data/io.py: a negative size in the dim field or a huge vox_offset in an uncompressed .nii makes "
+    "numpy.memmap raise OverflowError ('memory mapped length must be positive' / 'Python int too large to "
+    "convert to C long'), which load_volume does not turn into a DataError",
 )
-def test_negative_dim_is_a_data_error(tmp_path):
+@pytest.mark.parametrize("field", ["negative dim[1]", "vox_offset 1e19"])
+def test_memmap_overflow_is_a_data_error(field, tmp_path):
     img = nib.Nifti1Image(np.ones((6, 7, 8), np.float32), np.eye(4))
     raw = bytearray(img.header.binaryblock + b"\0" * 4 + np.ones(6 * 7 * 8, np.float32).tobytes())
-    raw[42:44] = np.int16(-3578).tobytes()  # dim[1]
-    path = tmp_path / "neg.nii"
+    if field.startswith("negative"):
+        raw[42:44] = np.int16(-3578).tobytes()
+    else:
+        raw[108:112] = np.float32(1e19).tobytes()
+    path = tmp_path / "bad.nii"
     path.write_bytes(bytes(raw))
-    rs.BAD_INPUTS["negative dim in a .nii header"] += 1
+    rs.BAD_INPUTS[f".nii header with {field}"] += 1
     with pytest.raises(DataError):
         load_volume(path)
 

@@ -94,7 +94,8 @@ def test_pickle_checkpoints_are_refused_and_never_run(entry, base_ckpt, tiny_dat
         ckpt.sidecar_path(path).write_text(json.dumps(meta))
         refuse(entry, path, tiny_data, tmp_path / f"out-{kind}")
         rs.BAD_INPUTS[f"pickle checkpoint ({entry})"] += 1
-        assert not marker.exists(), f"{kind} via {entry}: code from the file ran"
+        with rs.intact("no code from a pickle payload ran"):
+            assert not marker.exists(), f"{kind} via {entry}: code from the file ran"
 
 
 def test_pickle_run_directory_is_refused(base_ckpt, tiny_data, tmp_path):
@@ -111,7 +112,8 @@ def test_pickle_run_directory_is_refused(base_ckpt, tiny_data, tmp_path):
     before = rs.tree_state(run)
     code, _, err = run_cli(["train", "--data", str(tiny_data), "--out", str(run), "--resume", str(run)])
     assert_one_error_line(code, err, "no valid checkpoint")
-    assert not marker.exists()
+    with rs.intact("no code from a pickle payload ran"):
+        assert not marker.exists()
     assert rs.tree_state(run) == before  # refused before anything was written into the run
     rs.BAD_INPUTS["pickle checkpoint (run dir)"] += 1
 
@@ -315,4 +317,5 @@ def test_pickled_latents_are_refused(where, demo_model, model_file, tmp_path):
             assert_one_error_line(code, err, bad.name)
             assert not out.exists() or not any(out.iterdir())  # refused before any output
         rs.BAD_INPUTS["pickled latent .npz (api, mix, interpolate)"] += 3
-        assert not marker.exists()
+        with rs.intact("no code from a pickle payload ran"):
+            assert not marker.exists()

@@ -268,7 +268,7 @@ def _labels_to_c(labels: Any, n: int, c_dim: int) -> torch.Tensor | None:
         raise UserError(f"give one label or one label per sample ({n}), got {arr.size}")
     if idx.min() < 0 or idx.max() >= c_dim:
         raise UserError(f"labels must be class indices in 0..{c_dim - 1}")
-    return torch.nn.functional.one_hot(torch.from_numpy(np.ascontiguousarray(idx)), c_dim).float()
+    return torch.nn.functional.one_hot(torch.from_numpy(np.array(idx, dtype=np.int64)), c_dim).float()
 
 
 class Model:

@@ -79,14 +79,41 @@ def save_comparison(
     mask: np.ndarray | None = None,
     spacing: Sequence[float] | None = None,
 ) -> Path:
-    """Rows target / reconstruction / |error| (tri-planar, [C, D, H, W] in [0, 1]); with a mask the
-    error is shown inside it only."""
+    """Figure with rows target / reconstruction / |error| in the three planes (``[C, D, H, W]`` in [0, 1]).
+
+    The error row has its own colour scale (with a colour bar); with a mask, the error is shown inside it only.
+    """
+    from stylegan3d.viz import triplanar
+
     err = np.abs(np.asarray(reconstruction[0], np.float32) - np.asarray(target[0], np.float32))
     if mask is not None:
         err = err * mask
-    rows = [[triplanar_strip(v, spacing=spacing)] for v in (target[0], reconstruction[0], err)]
-    img = grid(rows, gap=4)
-    return save_png(path, img, scale=display_scale(rows[0][0].shape, 192))
+    rows = [("target", target[0]), ("reconstruction", reconstruction[0]), ("|error|", err)]
+    emax = max(float(err.max()), 1e-6)
+    plt = _pyplot()
+    fig, axes = plt.subplots(3, 3, figsize=(7.5, 7.0), layout="constrained")
+    for r, (label, vol) in enumerate(rows):
+        for c, (plane, img) in enumerate(
+            zip(("sagittal", "coronal", "axial"), triplanar(vol, spacing=spacing), strict=True)
+        ):
+            ax = axes[r, c]
+            im = ax.imshow(
+                img, cmap="magma" if r == 2 else "gray", vmin=0.0, vmax=emax if r == 2 else 1.0, interpolation="nearest"
+            )
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(plane, fontsize=9)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=9)
+        if r == 2:
+            fig.colorbar(im, ax=axes[r].tolist(), shrink=0.8)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+    finally:
+        plt.close(fig)
+    return Path(path)
 
 
 def _pyplot():

@@ -15,7 +15,9 @@ The optimisation follows the reference projector of StyleGAN2 / 3D-StyleGAN:
   ``noise_ramp`` fraction of the steps;
 * loss = MSE at full resolution + MSE after average pooling by ``min(8, size // 4)`` voxels
   (both in the network's [-1, 1] intensity range, optionally inside a mask), plus an optional
-  perceptual term: the distance between deepbet 3D-encoder features.
+  perceptual term: the distance between deepbet 3D-encoder features. Target voxels at 0 or 1
+  are clipped values: the generator's output beyond them is not penalised (:func:`match_saturation`),
+  so the latent of a generated volume with saturated regions remains an exact minimum.
 
 Shapes: targets ``[C, D, H, W]`` in [0, 1], masks ``[D, H, W]`` (bool), ws ``[num_ws, w_dim]``,
 noise maps as ``G.synthesis.noise_shapes()`` (``[1, 1, *res]`` per layer).
@@ -143,6 +145,17 @@ def masked_mse(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> t
     if mask is None:
         return d.mean()
     return (d * mask).sum() / (mask.sum() * x.shape[1]).clamp_min(1.0)
+
+
+def match_saturation(synth: torch.Tensor, target: torch.Tensor, lo: float = -1.0, hi: float = 1.0) -> torch.Tensor:
+    """``synth`` with voxels beyond an intensity bound clamped to it where ``target`` sits at that bound.
+
+    Targets are clipped to [lo, hi] (generated volumes by ``to_unit_range``, scans by the intensity
+    scaling), so a target voxel at ``hi`` only says "at least ``hi``": the true latent may produce
+    more there and must not be penalised. Elsewhere ``synth`` is unchanged (gradients flow).
+    """
+    synth = torch.where(target >= hi, synth.clamp(max=hi), synth)
+    return torch.where(target <= lo, synth.clamp(min=lo), synth)
 
 
 def reconstruction_loss(
@@ -306,7 +319,7 @@ def project_volume(
             sigma = w_noise_scale(t, cfg, w_std)
             w_noise = torch.randn(w_opt.shape, generator=gen).to(device) * sigma
             ws = (w_opt + w_noise).expand(1, num_ws, -1) if n_opt == 1 else w_opt + w_noise
-            synth = G.synthesis(ws, noise=noise)
+            synth = match_saturation(G.synthesis(ws, noise=noise), target_net)
             mse, pooled = reconstruction_loss(synth, target_net, mask_t, cfg.pool)
             reg = noise_regularization(noise)
             loss = mse + pooled + cfg.noise_reg * reg

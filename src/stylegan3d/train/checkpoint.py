@@ -276,13 +276,18 @@ def _check_header(path: Path, meta: dict) -> None:
     if not any(k.startswith("G_ema.") for k in header):
         raise CheckpointError(f"{path} holds no generator (G_ema.*) tensors")
     cfg = Config.from_dict(meta["config"]).validate()
-    with torch.device("meta"):
-        nets = {"G_ema": Generator(cfg.model)}
-        if any(k.startswith("G.") for k in header):
-            nets["G"] = nets["G_ema"]
-        if any(k.startswith("D.") for k in header):
-            nets["D"] = Discriminator(cfg.model)
+    try:  # on the meta device: shapes only, no memory; a config with values of the wrong type fails here
+        with torch.device("meta"):
+            g, d = Generator(cfg.model), Discriminator(cfg.model)
+    except Exception as e:  # noqa: BLE001 - whatever a malformed config trips is a checkpoint error
+        raise CheckpointError(
+            f"checkpoint {path}: the networks of its config cannot be built ({type(e).__name__}: "
+            f"{' '.join(str(e).split())[:200]})"
+        ) from None
+    nets = {"G_ema": g, "G": g, "D": d}
     for prefix, net in nets.items():
+        if prefix != "G_ema" and not any(k.startswith(prefix + ".") for k in header):
+            continue  # a generator-only model file
         own = {k: (tuple(v.shape), _ST_DTYPES.get(v.dtype, str(v.dtype))) for k, v in net.state_dict().items()}
         got = {k[len(prefix) + 1 :]: v for k, v in header.items() if k.startswith(prefix + ".")}
         parts = _describe_mismatch(own, got)
