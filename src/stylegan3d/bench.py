@@ -12,7 +12,9 @@ For each preset and each *variant* (precision, fused/non-fused modulated conv, c
   regulariser -> backward -> Adam -> noise renormalisation), batch 1;
 * ``peak_conv`` — a dense ``conv3d`` (F -> F channels, 3x3x3, same padding) in the same precision and
   memory format: the practical peak FLOP/s that the three measurements above are compared with
-  (forward only for ``g_forward``, forward + backward for the others);
+  (forward only for ``g_forward``, forward + backward for the others). It is also timed once after
+  every timed call of those three, and ``peak_fraction`` divides their FLOP/s by the rate of these
+  interleaved reference calls, so that a change of the machine's load hits both sides alike;
 * ``loader`` — the prepared dataset read as the training loop reads it (samples/s), compared with
   the training throughput.
 
@@ -251,6 +253,14 @@ def _eager():
     return contextlib.nullcontext()
 
 
+@dataclass
+class Reference:
+    """The practical-peak kernel timed between the calls of a measurement (same load conditions)."""
+
+    fn: Callable[[], Any]
+    flops: int
+
+
 def measure(
     fn: Callable[[], Any],
     device: torch.device,
@@ -258,8 +268,13 @@ def measure(
     warmup: int,
     compiled: bool = False,
     flops: bool = True,
+    reference: Reference | None = None,
 ) -> dict[str, Any]:
-    """Time ``fn`` (median of ``repeats``), after a FLOP-counting warm-up call; see the module doc."""
+    """Time ``fn`` (median of ``repeats``), after a FLOP-counting warm-up call; see the module doc.
+
+    With a ``reference``, it is timed once after each timed call of ``fn`` and ``peak_fraction``
+    compares the two FLOP rates measured side by side (the machine's load changes over minutes).
+    """
     out: dict[str, Any] = {}
     if flops:
         out["flops"] = count_flops(fn)
@@ -274,18 +289,33 @@ def measure(
     for _ in range(warmup - 1):
         fn()
     synchronize(device)
-    times = []
-    with PeakMemory(device) as mem:
-        for _ in range(repeats):
+    times, ref_times, mems = [], [], []
+    for _ in range(repeats):
+        with PeakMemory(device) as mem:
             t0 = time.perf_counter()
             fn()
             synchronize(device)
             times.append(time.perf_counter() - t0)
+        mems.append(mem.result)
+        if reference is not None:
+            t0 = time.perf_counter()
+            reference.fn()
+            synchronize(device)
+            ref_times.append(time.perf_counter() - t0)
     out["times_s"] = times
     out["seconds"] = statistics.median(times)
-    out["memory"] = mem.result
+    out["memory"] = {
+        "peak_bytes": max(m["peak_bytes"] for m in mems),
+        "baseline_bytes": min(m["baseline_bytes"] for m in mems),
+        "increase_bytes": max(m["increase_bytes"] for m in mems),
+        "method": mems[0]["method"],
+    }
     if "flops" in out:
         out["flop_per_s"] = out["flops"] / out["seconds"]
+        if reference is not None:
+            out["reference_times_s"] = ref_times
+            out["reference_flop_per_s"] = reference.flops / statistics.median(ref_times)
+            out["peak_fraction"] = out["flop_per_s"] / out["reference_flop_per_s"]
     return out
 
 
@@ -455,7 +485,7 @@ def build_trainer(cfg: Config, v: Variant, device: torch.device, out_dir: Path):
     return trainer
 
 
-def bench_g_forward(trainer, settings: BenchSettings, v: Variant) -> dict[str, Any]:
+def bench_g_forward(trainer, settings: BenchSettings, v: Variant, reference: Reference | None = None) -> dict:
     """``G_ema(z)`` with random noise under ``no_grad`` and the training precision."""
     from stylegan3d.train.loop import autocast_context
 
@@ -466,13 +496,13 @@ def bench_g_forward(trainer, settings: BenchSettings, v: Variant) -> dict[str, A
         with torch.no_grad(), autocast_context(trainer.precision, dev):
             G(z)
 
-    r = measure(run, dev, settings.repeats, settings.warmup, compiled=v.compile)
+    r = measure(run, dev, settings.repeats, settings.warmup, compiled=v.compile, reference=reference)
     r["batch"] = settings.batch
     r["samples_per_s"] = settings.batch / r["seconds"]
     return r
 
 
-def bench_train_step(trainer, settings: BenchSettings, v: Variant) -> dict[str, Any]:
+def bench_train_step(trainer, settings: BenchSettings, v: Variant, reference: Reference | None = None) -> dict:
     """Main, PL and R1 steps timed separately, then the amortised step (see the module doc)."""
     t = trainer.cfg.train
     dev = trainer.device
@@ -487,9 +517,13 @@ def bench_train_step(trainer, settings: BenchSettings, v: Variant) -> dict[str, 
         with _intervals(trainer, pl, r1):
             if v.compile and kind != "main":
                 with _eager():  # compiled graphs have no double backward: regularisers run eagerly
-                    parts[kind] = measure(trainer.train_step, dev, settings.repeats, settings.warmup)
+                    parts[kind] = measure(
+                        trainer.train_step, dev, settings.repeats, settings.warmup, reference=reference
+                    )
             else:
-                parts[kind] = measure(trainer.train_step, dev, settings.repeats, settings.warmup, compiled=v.compile)
+                parts[kind] = measure(
+                    trainer.train_step, dev, settings.repeats, settings.warmup, compiled=v.compile, reference=reference
+                )
     if v.compile:  # the eager main step, so that the regularisers' extra cost is eager minus eager
         with _intervals(trainer, _NEVER, _NEVER), _eager():
             parts["main_eager"] = measure(trainer.train_step, dev, settings.repeats, 1, flops=False)
@@ -505,7 +539,7 @@ def bench_train_step(trainer, settings: BenchSettings, v: Variant) -> dict[str, 
         "increase_bytes": max(p["memory"]["increase_bytes"] for p in parts.values()),
         "method": parts["main"]["memory"]["method"],
     }
-    return {
+    out = {
         "batch": t.batch,
         "pl_interval": pl_int,
         "r1_interval": r1_int,
@@ -517,9 +551,14 @@ def bench_train_step(trainer, settings: BenchSettings, v: Variant) -> dict[str, 
         "flop_per_s": flops / sec,
         "memory": mem,
     }
+    if reference is not None:
+        ref_times = [x for p in parts.values() for x in p.get("reference_times_s", [])]
+        out["reference_flop_per_s"] = reference.flops / statistics.median(ref_times)
+        out["peak_fraction"] = out["flop_per_s"] / out["reference_flop_per_s"]
+    return out
 
 
-def bench_projection(trainer, settings: BenchSettings, v: Variant) -> dict[str, Any]:
+def bench_projection(trainer, settings: BenchSettings, v: Variant, reference: Reference | None = None) -> dict:
     """One projector step on ``G_ema.synthesis`` (W+ latent and noise maps optimised, batch 1)."""
     from stylegan3d.infer.projector import noise_regularization, reconstruction_loss, renormalize_noise_
     from stylegan3d.train.loop import autocast_context
@@ -543,13 +582,18 @@ def bench_projection(trainer, settings: BenchSettings, v: Variant) -> dict[str, 
         opt.step()
         renormalize_noise_(noise)
 
-    r = measure(step, dev, settings.repeats, settings.warmup, compiled=v.compile)
+    r = measure(step, dev, settings.repeats, settings.warmup, compiled=v.compile, reference=reference)
     r["batch"] = 1
     return r
 
 
-def bench_peak_conv(cfg: Config, settings: BenchSettings, precision: str, channels_last: bool, device) -> dict:
-    """Dense ``conv3d`` F -> F, 3x3x3, at the top resolution (halved until batch x voxels <= peak_voxels)."""
+def bench_peak_conv(
+    cfg: Config, settings: BenchSettings, precision: str, channels_last: bool, device: torch.device
+) -> tuple[dict[str, Any], Reference, Reference]:
+    """Dense ``conv3d`` F -> F, 3x3x3, at the top resolution (halved until batch x voxels <= peak_voxels).
+
+    Returns its measurement and the forward and forward+backward kernels as references.
+    """
     from stylegan3d.train.loop import autocast_context
 
     width = max(cfg.model.stage_widths("g"))
@@ -574,12 +618,13 @@ def bench_peak_conv(cfg: Config, settings: BenchSettings, precision: str, channe
             y = F.conv3d(xg, wg, padding=1)
         y.backward(torch.ones_like(y))
 
-    return {
+    result = {
         "shape": [settings.batch, width, *shape],
         "analytic_forward_flops": analytic,
         "forward": measure(fwd, device, settings.repeats, settings.warmup),
         "forward_backward": measure(fwd_bwd, device, settings.repeats, settings.warmup),
     }
+    return result, Reference(fwd, analytic), Reference(fwd_bwd, result["forward_backward"]["flops"])
 
 
 def bench_loader(cfg: Config, settings: BenchSettings, device: torch.device, tmp: Path) -> dict[str, Any]:
@@ -633,22 +678,16 @@ def bench_variant(cfg: Config, v: Variant, settings: BenchSettings, device: torc
     res["params"] = {"G": count_params(trainer.G), "D": count_params(trainer.D)}
     key = (trainer.precision, cl)
     if key not in cache:
-        cache[key] = _safe(lambda: bench_peak_conv(cfg, settings, trainer.precision, cl, device), errors, "peak_conv")
-    peak = cache[key]
-    res["peak_conv"] = peak
-    fwd_peak = peak["forward"]["flop_per_s"] if peak else None
-    train_peak = peak["forward_backward"]["flop_per_s"] if peak else None
+        peak = _safe(lambda: bench_peak_conv(cfg, settings, trainer.precision, cl, device), errors, "peak_conv")
+        cache[key] = peak or (None, None, None)
+    res["peak_conv"], ref_fwd, ref_train = cache[key]
     for part, fn, ref in (
-        ("g_forward", bench_g_forward, fwd_peak),
-        ("train_step", bench_train_step, train_peak),
-        ("projection", bench_projection, train_peak),
+        ("g_forward", bench_g_forward, ref_fwd),
+        ("train_step", bench_train_step, ref_train),
+        ("projection", bench_projection, ref_train),
     ):
-        if part not in settings.parts:
-            continue
-        r = _safe(lambda fn=fn: fn(trainer, settings, v), errors, part)
-        if r is not None and ref:
-            r["peak_fraction"] = r["flop_per_s"] / ref
-        res[part] = r
+        if part in settings.parts:
+            res[part] = _safe(lambda fn=fn, ref=ref: fn(trainer, settings, v, ref), errors, part)
     res["errors"] = errors
     return res
 
@@ -685,6 +724,7 @@ def run_bench(settings: BenchSettings, progress: bool = True) -> dict[str, Any]:
 
 def _run(settings: BenchSettings, device: torch.device, progress: bool) -> dict[str, Any]:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     cfgs = [(name, apply_overrides(load_preset(name), settings.overrides)) for name in settings.presets]
     report: dict[str, Any] = {
         "schema": SCHEMA,

@@ -31,6 +31,38 @@ def _describe(e: OSError, path: Path) -> str:
     return f"cannot write {path}: {e.strerror or e}"
 
 
+def ensure_dir(path: str | os.PathLike) -> Path:
+    """Create ``path`` (and parents) if needed; an unwritable location becomes one clear UserError."""
+    path = Path(path)
+    if not path.is_dir():
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(_describe(e, path)) from None
+    return path
+
+
+def check_writable(directory: str | os.PathLike) -> Path:
+    """Create ``directory`` if needed and prove a file can be created in it (fail early, clearly)."""
+    directory = ensure_dir(directory)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UserError(_describe(e, directory)) from None
+    return directory
+
+
+def append_text(path: str | os.PathLike, text: str) -> None:
+    """Append ``text`` to a log file; OS errors (disk full, read-only) become one UserError."""
+    try:
+        with open(path, "a") as f:
+            f.write(text)
+    except OSError as e:
+        raise UserError(_describe(e, Path(path))) from None
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is fsync'ed and renamed to ``path``.

@@ -98,6 +98,7 @@ def test_save_nifti_world_frame(model, tmp_path):
     assert img.get_data_dtype() == np.float32 and img.shape == (20, 24, 28)
     np.testing.assert_array_equal(np.asarray(img.dataobj), vol[0])
     assert img.header.get_zooms() == (8.0, 8.0, 8.0)
+    assert int(img.header["sform_code"]) == 4  # the fixture's dataset is in the MNI frame
     with pytest.raises(UserError, match="does not match"):
         model.save_nifti(np.zeros((4, 4, 4), np.float32), tmp_path / "bad.nii.gz")
     assert not (tmp_path / "bad.nii.gz").exists()

@@ -13,6 +13,7 @@ from stylegan3d.errors import UserError
 from stylegan3d.infer.projector import (
     ProjectorConfig,
     learning_rate,
+    match_saturation,
     noise_regularization,
     pool_factor,
     project_volume,
@@ -91,6 +92,19 @@ def test_reconstruction_loss_matches_manual_computation():
     half[..., :8] = 1
     f2, _ = reconstruction_loss(x, y, half, 8)
     assert float(f2) == pytest.approx(float(((x - y)[..., :8] ** 2).mean()), rel=1e-6)
+
+
+def test_match_saturation_only_forgives_overshoot_beyond_clipped_targets():
+    target = torch.tensor([1.0, 1.0, -1.0, -1.0, 0.5, 0.5])
+    synth = torch.tensor([1.7, 0.2, -1.4, 0.3, 1.7, -1.4], requires_grad=True)
+    out = match_saturation(synth, target)
+    assert out.tolist() == pytest.approx([1.0, 0.2, -1.0, 0.3, 1.7, -1.4])
+    out.sum().backward()
+    assert synth.grad.tolist() == [0.0, 1.0, 0.0, 1.0, 1.0, 1.0]
+    # the latent of a clipped generated volume is an exact minimum of the loss
+    x = torch.linspace(-2, 2, 64).reshape(1, 1, 4, 4, 4)
+    full, pooled = reconstruction_loss(match_saturation(x, x.clamp(-1, 1)), x.clamp(-1, 1), None, 8)
+    assert float(full) == 0.0 and float(pooled) == 0.0
 
 
 def test_reconstruction_metrics_known_values():

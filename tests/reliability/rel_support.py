@@ -14,6 +14,7 @@ import pickle
 import resource
 import signal
 import struct
+import traceback
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,27 +48,31 @@ def intact(what: str) -> Iterator[None]:
 
 
 KNOWN_BUGS = {
-    "data/io.py: OverflowError from numpy.memmap (negative dim or huge vox_offset in a .nii header)": (
-        "OverflowError",
-        ("memory mapped length", "too large to convert"),
+    "infer/api.py: geometry_from_sidecar raises raw errors for a malformed sidecar 'dataset'": (
+        "*",
+        ("",),
+        "geometry_from_sidecar",
     ),
-    "data/io.py: zipfile.BadZipFile from a truncated/corrupt .npz": ("BadZipFile", ("",)),
 }
-"""Bugs in modules these tests may not edit, each with a strict-xfail regression test. Property tests
-tolerate (and count) exactly these signatures so they keep checking everything else; delete an
+"""Bugs in modules these tests may not edit, each with a strict-xfail regression test:
+``name: (exception type name or '*', message fragments (any), function the traceback must pass through)``.
+Property tests tolerate (and count) exactly these so they keep checking everything else; delete an
 entry once its xfail test passes."""
 KNOWN_HITS: Counter[str] = Counter()
 
 
 def known_bug(e: BaseException) -> str | None:
     """Name of the known bug that raised ``e`` (counted), or None."""
-    return known_bug_message(f"{type(e).__name__}: {e}")
+    frames = {f.name for f in traceback.extract_tb(e.__traceback__)}
+    return known_bug_message(f"{type(e).__name__}: {e}", frames)
 
 
-def known_bug_message(text: str) -> str | None:
+def known_bug_message(text: str, frames: set[str] | None = None) -> str | None:
     """Name of the known bug an error text (e.g. prepare's ``unexpected OverflowError: ...``) points to."""
-    for name, (exc, needles) in KNOWN_BUGS.items():
-        if exc in text and any(n in text for n in needles):
+    for name, (exc, needles, where) in KNOWN_BUGS.items():
+        if where and (frames is None or where not in frames):
+            continue
+        if (exc == "*" or exc in text) and any(n in text for n in needles):
             KNOWN_HITS[name] += 1
             return name
     return None

@@ -286,11 +286,6 @@ def _read_only(monkeypatch, root: Path) -> None:
     monkeypatch.setattr(os, "mkdir", mkdir)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="train/loop.py: Trainer.log() (open(log.txt, 'a')), run() (out.mkdir) and SummaryWriter raise raw "
-    "OSError on a read-only run directory -> traceback instead of one error line",
-)
 def test_cli_train_resume_read_only_run_dir(tiny_run, tiny_data, monkeypatch):
     before = rs.tree_state(tiny_run)
     prev = ckpt.resolve_checkpoint(tiny_run)
@@ -305,10 +300,6 @@ def test_cli_train_resume_read_only_run_dir(tiny_run, tiny_data, monkeypatch):
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "read-only" in lines[0], err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="train/loop.py: Trainer.run() calls self.out.mkdir() unguarded -> NotADirectoryError traceback",
-)
 def test_cli_train_out_under_a_file(tiny_data, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
@@ -345,10 +336,6 @@ def test_prepare_disk_full_then_rerun(cohort10, clean_prepared, tmp_path):
         assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="data/prepare.py: prepare_dataset() calls (out / '.parts').mkdir() unguarded -> NotADirectoryError",
-)
 def test_prepare_out_under_a_file(cohort10, tmp_path):
     from stylegan3d.data.prepare import Geometry, prepare_dataset
 
@@ -394,20 +381,7 @@ def _mount_namespace_available() -> bool:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize(
-    "mode",
-    [
-        "full",
-        pytest.param(
-            "ro",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="train/loop.py: Trainer.log()/run() write log.txt and mkdir unguarded: a read-only run "
-                "directory gives an OSError traceback instead of one error line",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("mode", ["full", "ro"])
 def test_cli_train_resume_on_real_full_or_read_only_mount(mode, tiny_run, tiny_data, tmp_path):
     """The real thing, in a private mount namespace (``unshare -rm``): the run lives on a tmpfs just
     big enough for what it holds (ENOSPC on the next checkpoint) or remounted read-only (EROFS)."""

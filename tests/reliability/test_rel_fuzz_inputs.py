@@ -301,11 +301,6 @@ for name, data in (("huge.nii.gz", gzip.compress(blob)), ("huge.nii", blob)):
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="data/io.py: a 4 KB file whose header claims 16 GiB makes nibabel allocate it: MemoryError escapes "
-    "load_volume (and without a memory limit it would try to zero-fill 16 GiB)",
-)
 @pytest.mark.timeout(120)
 def test_huge_header_claim_is_a_data_error(tmp_path):
     """Run in a child with a 3 GiB address-space limit, so the test can never eat the machine's memory."""
@@ -317,12 +312,6 @@ def test_huge_header_claim_is_a_data_error(tmp_path):
         assert " DataError " in line, line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="data/io.py: a negative size in the dim field or a huge vox_offset in an uncompressed .nii makes "
-    "numpy.memmap raise OverflowError ('memory mapped length must be positive' / 'Python int too large to "
-    "convert to C long'), which load_volume does not turn into a DataError",
-)
 @pytest.mark.parametrize("field", ["negative dim[1]", "vox_offset 1e19"])
 def test_memmap_overflow_is_a_data_error(field, tmp_path):
     img = nib.Nifti1Image(np.ones((6, 7, 8), np.float32), np.eye(4))
@@ -338,11 +327,6 @@ def test_memmap_overflow_is_a_data_error(field, tmp_path):
         load_volume(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="data/io.py _load_npz: a truncated .npz raises zipfile.BadZipFile, which is not in the caught "
-    "(ValueError, OSError, EOFError, zlib.error); add zipfile.BadZipFile (or catch Exception there)",
-)
 def test_truncated_npz_is_a_data_error(tmp_path):
     path = tmp_path / "v.npz"
     np.savez(path, data=np.ones((4, 5, 6), np.float32), affine=np.eye(4))
@@ -509,11 +493,6 @@ def test_malformed_label_csv_is_a_user_error(kind, labelled_data, tmp_path):
     assert str(e.value) and "\n" not in str(e.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="data/dataset.py read_labels: path.read_text() keeps the UTF-8 BOM (Excel 'CSV UTF-8'), so the "
-    "first column is '\\ufeffname' and the file is refused with 'no key column'; use encoding='utf-8-sig'",
-)
 def test_label_csv_with_utf8_bom_loads(labelled_data, tmp_path):
     from stylegan3d.data.dataset import VolumeDataset
 

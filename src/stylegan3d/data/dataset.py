@@ -146,7 +146,7 @@ def read_labels(
     if not path.is_file():
         raise UserError(f"labels file not found: {path}")
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")  # tolerate the BOM Excel writes
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read labels file {path}: {e}") from None
     reader = csv.reader(text.splitlines())

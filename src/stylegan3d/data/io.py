@@ -9,6 +9,7 @@ collect them into its report and carry on with the other files.
 from __future__ import annotations
 
 import os
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
             return np.asarray(z[key]), np.asarray(z["affine"], dtype=np.float64)
     except DataError:
         raise
-    except (ValueError, OSError, EOFError, zlib.error) as e:
+    except (ValueError, OSError, EOFError, zlib.error, zipfile.BadZipFile, KeyError, MemoryError) as e:
         raise DataError(f"not a readable npz file ({_one_line(e)})") from None
 
 
@@ -82,6 +83,27 @@ def _gzip_problem(path: Path) -> str | None:
     except (EOFError, OSError, zlib.error) as e:
         return f"truncated or corrupt gzip data ({_one_line(e)})"
     return None
+
+
+MAX_VOXELS = 2**30
+"""Largest single 3D volume accepted (1024^3 voxels, 4 GiB as float32): guards against headers
+that claim absurd sizes in a tiny file."""
+
+
+def _check_claimed_size(path: Path, img, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """Refuse headers whose dimensions are impossible before any voxel is read."""
+    if any(d < 1 for d in shape):
+        raise DataError(f"invalid image dimensions {list(shape)}")
+    per_volume = int(np.prod(shape[:3], dtype=np.float64))
+    if per_volume > MAX_VOXELS:
+        raise DataError(f"header claims {per_volume:.3g} voxels per volume (limit {MAX_VOXELS:.3g})")
+    if volume_suffix(path) in (".nii", ".img", ".hdr"):
+        data_file = path.with_suffix(".img") if path.suffix == ".hdr" else path
+        offset = int(getattr(img.dataobj, "offset", 0) or 0)
+        need = offset + int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+        have = data_file.stat().st_size if data_file.is_file() else 0
+        if need > have:
+            raise DataError(f"truncated file: header needs {need} bytes of data, file has {have}")
 
 
 def _load_nibabel(path: Path, volume_index: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -104,6 +126,7 @@ def _load_nibabel(path: Path, volume_index: int | None) -> tuple[np.ndarray, np.
     shape = tuple(int(s) for s in img.shape)
     while len(shape) > 3 and shape[-1] == 1:
         shape = shape[:-1]
+    _check_claimed_size(path, img, shape, dtype)
     try:
         if len(shape) == 4 and shape[3] > 1:
             _check_index(shape, volume_index)
@@ -112,7 +135,7 @@ def _load_nibabel(path: Path, volume_index: int | None) -> tuple[np.ndarray, np.
             data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
     except DataError:
         raise
-    except (EOFError, zlib.error, OSError, ValueError) as e:
+    except (EOFError, zlib.error, OSError, ValueError, OverflowError, MemoryError) as e:
         raise DataError(f"truncated or corrupt data ({_one_line(e)})") from None
     affine = img.affine
     if affine is None:

@@ -31,7 +31,7 @@ from scipy import ndimage
 
 from stylegan3d.data.io import check_affine, check_volume, load_volume, volume_stem, volume_suffix
 from stylegan3d.errors import DataError, UserError
-from stylegan3d.fileio import atomic_path, atomic_write_json, sha256_file
+from stylegan3d.fileio import atomic_path, atomic_write_json, ensure_dir, sha256_file
 
 MNI_CENTRE_MM = (0.0, -18.0, 6.0)
 """MNI point (mm) at voxel ``shape // 2`` of the fixed MNI grid: the centre of the bounding box
@@ -585,8 +585,7 @@ def prepare_dataset(
     out_resolved = out.absolute()
     paths = [p for p in paths if out_resolved not in p.parents]
     report = PrepareReport(out=out, errors=list(errors), ignored=ignored)
-    parts = out / ".parts"
-    parts.mkdir(parents=True, exist_ok=True)
+    parts = ensure_dir(out / ".parts")
 
     available = {r["sha256"] for r in records if _part_paths(parts, r["sha256"], key)[0].is_file()}
     if old_array is not None:

@@ -200,9 +200,10 @@ def load(ckpt: str | os.PathLike, device: str | torch.device = "cpu") -> Model:
     return Model(G, cfg, geometry, meta, dev)
 
 
-def write_nifti(array: np.ndarray, affine: np.ndarray, path: str | os.PathLike) -> Path:
+def write_nifti(array: np.ndarray, affine: np.ndarray, path: str | os.PathLike, mni: bool = False) -> Path:
     """Atomically write a float32 NIfTI: ``array`` ``[D, H, W]``, ``[1, D, H, W]`` or ``[C, D, H, W]``
-    (stored 4D as ``[D, H, W, C]``) with the voxel-to-RAS-mm ``affine`` (sform and qform, mm units)."""
+    (stored 4D as ``[D, H, W, C]``) with the voxel-to-RAS-mm ``affine`` (sform and qform, mm units;
+    xform code 4 "MNI" when ``mni``, else 2 "aligned")."""
     import nibabel as nib
 
     a = np.asarray(array, dtype=np.float32)
@@ -214,8 +215,9 @@ def write_nifti(array: np.ndarray, affine: np.ndarray, path: str | os.PathLike) 
         raise UserError(f"cannot save an array of shape {list(np.shape(array))} as a volume")
     img = nib.Nifti1Image(np.ascontiguousarray(a), np.asarray(affine, dtype=np.float64))
     img.header.set_xyzt_units("mm")
-    img.set_sform(img.affine, code=2)
-    img.set_qform(img.affine, code=2)
+    code = 4 if mni else 2
+    img.set_sform(img.affine, code=code)
+    img.set_qform(img.affine, code=code)
     path = Path(path)
     name = path.name.lower()
     suffix = ".nii.gz" if name.endswith(".nii.gz") else ".nii"
@@ -317,7 +319,7 @@ class Model:
         a = np.asarray(array)
         if tuple(a.shape[-3:]) != self.geometry.shape:
             raise UserError(f"volume shape {list(a.shape)} does not match the model grid {list(self.geometry.shape)}")
-        return write_nifti(a, self.geometry.affine, path)
+        return write_nifti(a, self.geometry.affine, path, mni=self.geometry.frame == "mni")
 
     # ------------------------------------------------------------------ latents
     def ws_from_seeds(

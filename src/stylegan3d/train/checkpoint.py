@@ -14,12 +14,16 @@ sidecar's SHA-256 detects truncated or tampered files.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import math
 import os
 import random
 import re
 import signal
 import time
+import types
+import typing
 import warnings
 from pathlib import Path
 from typing import Any
@@ -246,10 +250,44 @@ def read_sidecar(path: Path) -> dict:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or "config" not in meta:
         raise CheckpointError(f"{side} is not a stylegan3d checkpoint sidecar")
     try:
-        Config.from_dict(meta["config"]).validate()
+        cfg = Config.from_dict(meta["config"]).validate()
+        _check_types(cfg, "config")
     except Exception as e:  # noqa: BLE001 - any malformed config (wrong types too) is a checkpoint error
         raise CheckpointError(f"checkpoint sidecar {side} has an invalid config ({type(e).__name__}: {e})") from None
     return meta
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    """Whether a JSON-loaded ``value`` fits the type ``hint`` of a config field (finite numbers only)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        (item,) = typing.get_args(hint) or (Any,)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if hint is str:
+        return isinstance(value, str)
+    return True
+
+
+def _check_types(obj: Any, where: str) -> None:
+    """Check every field of a config dataclass against its type hint (a sidecar is not covered by
+    the SHA-256, so a value of the wrong type must fail here, not deep inside a forward pass)."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            _check_types(value, f"{where}.{f.name}")
+        elif not _type_ok(value, hints[f.name]):
+            raise ValueError(f"{where}.{f.name} = {value!r} is not a valid {hints[f.name]}")
 
 
 _ST_DTYPES = {

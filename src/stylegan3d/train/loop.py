@@ -25,7 +25,7 @@ from torch import nn
 
 from stylegan3d.config import Config
 from stylegan3d.errors import CheckpointError, UserError
-from stylegan3d.fileio import atomic_write_json
+from stylegan3d.fileio import append_text, atomic_write_json, check_writable
 from stylegan3d.nn import Discriminator, Generator, seeds_to_z, to_unit_range
 from stylegan3d.train import checkpoint as ckpt
 from stylegan3d.train.loss import GeneratorStep, StepRandom, StyleGAN2Loss, ema_beta, lazy_adam, update_ema
@@ -205,6 +205,8 @@ class Trainer:
         self.dist, self.device = setup_distributed(device)
         self.out = Path(out)
         self.progress = progress and self.dist.main
+        if self.dist.main:
+            check_writable(self.out)  # a read-only or full location fails here, before any work
         resume_path = ckpt.resolve_checkpoint(resume) if resume is not None else None
         resume_meta = ckpt.read_sidecar(resume_path) if resume_path else None
         if resume_meta is not None:
@@ -324,6 +326,13 @@ class Trainer:
         return tensors, meta
 
     def _restore(self, path: Path, meta: dict) -> None:
+        try:
+            self._restore_state(path, meta)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            reason = f"{type(e).__name__}: {e}"
+            raise CheckpointError(f"checkpoint {path} lacks a usable training state ({reason})") from None
+
+    def _restore_state(self, path: Path, meta: dict) -> None:
         tensors = ckpt.load_tensors(path)
         for name, net in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
             ckpt.load_module(net, tensors, name, path)
@@ -343,7 +352,7 @@ class Trainer:
             tick=int(st["tick"]),
             bad_steps_total=int(st.get("bad_steps_total", 0)),
         )
-        if meta.get("dataset", {}).get("manifest_sha256") != self.dataset_meta["manifest_sha256"]:
+        if (meta.get("dataset") or {}).get("manifest_sha256") != self.dataset_meta["manifest_sha256"]:
             self.log(f"warning: resuming on a different dataset than {path} was trained on")
         self.log(f"resumed from {path} at kimg {self.state.cur_nimg / 1000:.3f} (step {self.state.step})")
 
@@ -358,10 +367,8 @@ class Trainer:
     def log(self, text: str) -> None:
         if not self.dist.main:
             return
-        self.out.mkdir(parents=True, exist_ok=True)
         line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}"
-        with open(self.out / "log.txt", "a") as f:
-            f.write(line + "\n")
+        append_text(self.out / "log.txt", line + "\n")
         if not self.progress:
             print(line, flush=True)
 
@@ -519,7 +526,6 @@ class Trainer:
         t0 = time.time()
         total = int(t.kimg * 1000)
         if self.dist.main:
-            self.out.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.out / "config.json", self.cfg.to_dict())
         writer = None
         if self.dist.main:
@@ -584,8 +590,7 @@ class Trainer:
             f"tick {row['tick']} kimg {row['kimg']:.3f} step {row['step']} sec/kimg {row['sec_per_kimg']:.1f} "
             f"img/s {row['img_per_sec']:.2f} mem {row['peak_mem_gb']:.2f}GB {parts}"
         )
-        with open(self.out / "stats.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_text(self.out / "stats.jsonl", json.dumps(row) + "\n")
         if writer is not None:
             for k, v in row.items():
                 if k not in ("tick", "step"):
