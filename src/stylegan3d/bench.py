@@ -559,8 +559,15 @@ def bench_train_step(trainer, settings: BenchSettings, v: Variant, reference: Re
 
 
 def bench_projection(trainer, settings: BenchSettings, v: Variant, reference: Reference | None = None) -> dict:
-    """One projector step on ``G_ema.synthesis`` (W+ latent and noise maps optimised, batch 1)."""
-    from stylegan3d.infer.projector import noise_regularization, reconstruction_loss, renormalize_noise_
+    """One projector step on ``G_ema.synthesis`` (W+ latent and noise maps optimised, batch 1), as the
+    loop of :func:`stylegan3d.infer.projector.project_volume` does it (without the optional perceptual
+    term), here under the variant's precision (the projector itself runs in fp32)."""
+    from stylegan3d.infer.projector import (
+        match_saturation,
+        noise_regularization,
+        reconstruction_loss,
+        renormalize_noise_,
+    )
     from stylegan3d.train.loop import autocast_context
 
     G, dev = trainer.G_ema, trainer.device
@@ -575,7 +582,8 @@ def bench_projection(trainer, settings: BenchSettings, v: Variant, reference: Re
     def step() -> None:
         with autocast_context(trainer.precision, dev):
             synth = G.synthesis(ws, noise=noise)
-        mse, pooled = reconstruction_loss(synth.float(), target, None, 8)
+        synth = match_saturation(synth.float(), target)
+        mse, pooled = reconstruction_loss(synth, target, None, 8)
         loss = mse + pooled + 1e5 * noise_regularization(noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 from infer_helpers import dataset_dict, make_generator
 
 from stylegan3d.train.checkpoint import save_model
@@ -56,13 +55,3 @@ def model(ckpt):
     from stylegan3d.infer.api import load
 
     return load(ckpt)
-
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """These networks are tiny (8 channels, 20x24x28): one thread is as fast as two on an idle
-    machine and avoids the large slow-down of oversubscribed OpenMP threads on a busy one."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)

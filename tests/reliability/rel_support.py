@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import io
 import json
 import pickle
 import resource
@@ -103,6 +104,24 @@ TINY_OVERRIDES = [
 """A 10x12x14 network of width 4: a training step takes a few ms, a checkpoint ~40 KB."""
 MODEL_OVERRIDES = ["width=4", "z_dim=4", "g.mapping_layers=1"]
 """Demo preset (20x24x28) shrunk to width 4 for model files."""
+
+
+def run_cli(args: list[str]) -> tuple[int, str, str]:
+    """Run the ``stylegan3d`` CLI in this process; returns (exit code, stdout, stderr)."""
+    from stylegan3d.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(args)
+        except SystemExit as e:
+            code = e.code
+    return int(code or 0), out.getvalue(), err.getvalue()
+
+
+def error_lines(err: str) -> list[str]:
+    """Non-empty stderr lines, ``note:`` lines (warnings shown by the CLI) left out."""
+    return [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("note:")]
 
 
 def tiny_config(*extra: str) -> Config:

@@ -3,8 +3,9 @@ checkpoint intact (hash verifies, it loads and resumes), no temporary file left 
 
 Real faults come from the kernel (RLIMIT_FSIZE gives EFBIG on the write that crosses the
 limit; a path under a regular file gives ENOTDIR; an existing folder as target gives EISDIR).
-ENOSPC, EROFS and EACCES cannot be produced by an unprivileged test on any machine (and root
-ignores permission bits), so they are injected at the system-call wrappers the code uses.
+ENOSPC, EROFS and EACCES cannot be produced portably by a test (root ignores permission bits),
+so they are injected at the system-call wrappers the code uses; the ``slow`` variant produces the
+real ENOSPC and EROFS with a tiny tmpfs in a private mount namespace (``unshare -rm``) when available.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import rel_support as rs
 import torch
 
 from stylegan3d import fileio
-from stylegan3d.cli.main import main
 from stylegan3d.errors import UserError
 from stylegan3d.train import checkpoint as ckpt
 from stylegan3d.train.loop import Trainer
@@ -37,16 +37,6 @@ REASONS = {
     errno.ENOTDIR: "Not a directory",
     errno.EISDIR: "Is a directory",
 }
-
-
-def run_cli(args: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(args)
-        except SystemExit as e:
-            code = e.code
-    return int(code or 0), out.getvalue(), err.getvalue()
 
 
 def fail_nth(monkeypatch, module, name: str, err: int, n: int = 1, only_under: Path | None = None) -> list[int]:
@@ -245,13 +235,13 @@ def test_cli_train_resume_disk_full(tiny_run, tiny_data):
     args = ["train", "--data", str(tiny_data), "--out", str(tiny_run), "--resume", str(tiny_run)]
     args += ["--kimg", "0.006", "--no-progress", "--device", "cpu"]
     with rs.file_size_limit(64 * 1024):
-        code, _, err = run_cli(args)
+        code, _, err = rs.run_cli(args)
     rs.FAULTS["cli train --resume: EFBIG real at checkpoint"] += 1
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
     assert "ckpt-00000003" in lines[0] and "file too large" in lines[0]
     _assert_run_intact(tiny_run, before, prev)
-    code, out, err = run_cli(args)
+    code, out, err = rs.run_cli(args)
     assert code == 0, err
     assert ckpt.read_sidecar(ckpt.resolve_checkpoint(tiny_run))["step"] == 3
 
@@ -291,7 +281,7 @@ def test_cli_train_resume_read_only_run_dir(tiny_run, tiny_data, monkeypatch):
     prev = ckpt.resolve_checkpoint(tiny_run)
     _read_only(monkeypatch, tiny_run)
     args = ["train", "--data", str(tiny_data), "--out", str(tiny_run), "--resume", str(tiny_run)]
-    code, _, err = run_cli([*args, "--kimg", "0.006", "--no-progress", "--device", "cpu"])
+    code, _, err = rs.run_cli([*args, "--kimg", "0.006", "--no-progress", "--device", "cpu"])
     monkeypatch.undo()
     rs.FAULTS["cli train --resume: EROFS run directory"] += 1
     assert rs.tree_state(tiny_run) == before
@@ -305,7 +295,7 @@ def test_cli_train_out_under_a_file(tiny_data, tmp_path):
     blocker.write_text("x")
     sets = [a for o in rs.TINY_OVERRIDES for a in ("--set", o)]
     args = ["train", "--data", str(tiny_data), "--out", str(blocker / "run"), *sets, "--kimg", "0.002"]
-    code, _, err = run_cli([*args, "--no-progress", "--device", "cpu"])
+    code, _, err = rs.run_cli([*args, "--no-progress", "--device", "cpu"])
     rs.FAULTS["cli train: --out under a regular file (ENOTDIR)"] += 1
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err

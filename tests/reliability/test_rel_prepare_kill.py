@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import random
@@ -19,7 +17,6 @@ import numpy as np
 import pytest
 import rel_support as rs
 
-from stylegan3d.cli.main import main
 from stylegan3d.fileio import sha256_file
 
 SLOW_PREPARE = """
@@ -64,16 +61,6 @@ def kill_when(cmd: list[str], ready, timeout: float = 240.0) -> subprocess.Popen
     return proc
 
 
-def run_cli(args: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(args)
-        except SystemExit as e:
-            code = e.code
-    return int(code or 0), out.getvalue(), err.getvalue()
-
-
 def assert_same_dataset(out: Path, clean: Path) -> None:
     with rs.intact("prepare: dataset after a fault equals a clean run (bitwise)"):
         a, b = np.load(out / "volumes.npy"), np.load(clean / "volumes.npy")
@@ -95,7 +82,7 @@ def test_prepare_sigkill_then_resume(cohort10, clean_prepared, tmp_path):
     assert 3 <= len(done) < 10 and not (out / "volumes.npy").exists() and not (out / "manifest.json").exists()
     done_sources = {str(p) for p in cohort10 if sha256_file(p) in done}
 
-    code, text, err = run_cli([*prepare_args(cohort10, out), "--json"])
+    code, text, err = rs.run_cli([*prepare_args(cohort10, out), "--json"])
     assert code == 0, err
     report = json.loads(text)
     assert set(report["resumed"]) == done_sources  # finished volumes were not redone
@@ -103,7 +90,7 @@ def test_prepare_sigkill_then_resume(cohort10, clean_prepared, tmp_path):
     assert report["total"] == 10 and not report["errors"]
     assert_same_dataset(out, clean_prepared)
 
-    code, text, err = run_cli(prepare_args(cohort10, out))  # the plain report of a third run
+    code, text, err = rs.run_cli(prepare_args(cohort10, out))  # the plain report of a third run
     assert code == 0, err
     assert re.search(r"prepared 0 new, 0 resumed, 10 unchanged, 0 duplicate, 0 failed", text), text
     assert_same_dataset(out, clean_prepared)
@@ -128,7 +115,7 @@ def test_prepare_sigkill_at_random_moments(cohort10, clean_prepared, tmp_path):
         proc.wait()
         assert before <= finished_parts(out)
         rs.FAULTS["prepare: SIGKILL at a random moment (soak)"] += 1
-    code, text, err = run_cli([*prepare_args(cohort10, out), "--json"])
+    code, text, err = rs.run_cli([*prepare_args(cohort10, out), "--json"])
     assert code == 0, err
     assert_same_dataset(out, clean_prepared)
     assert kills >= 1

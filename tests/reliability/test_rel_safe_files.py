@@ -7,7 +7,6 @@ Every payload is first shown to be live: loading it the unsafe way creates the m
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import io
 import json
@@ -24,7 +23,6 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stylegan3d.cli.main import main
 from stylegan3d.errors import CheckpointError, UserError
 from stylegan3d.infer import api
 from stylegan3d.train import checkpoint as ckpt
@@ -32,19 +30,8 @@ from stylegan3d.train import checkpoint as ckpt
 ENTRY_POINTS = ("load_generator", "api.load", "cli info", "cli train --resume")
 
 
-def run_cli(args: list[str]) -> tuple[int, str, str]:
-    """Run the CLI in this process; returns (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(args)
-        except SystemExit as e:
-            code = e.code
-    return int(code or 0), out.getvalue(), err.getvalue()
-
-
 def assert_one_error_line(code: int, err: str, needle: str) -> None:
-    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("note:")]
+    lines = rs.error_lines(err)
     assert code == 2, (code, err)
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert needle in lines[0] and "Traceback" not in err, err
@@ -58,10 +45,10 @@ def refuse(entry: str, path: Path, data: Path, out: Path) -> str:
         assert "\n" not in str(e.value)
         return str(e.value)
     if entry == "cli info":
-        code, _, err = run_cli(["info", str(path)])
+        code, _, err = rs.run_cli(["info", str(path)])
     else:
         args = ["train", "--data", str(data), "--out", str(out), "--resume", str(path), "--no-progress"]
-        code, _, err = run_cli([*args, "--device", "cpu"])
+        code, _, err = rs.run_cli([*args, "--device", "cpu"])
     assert_one_error_line(code, err, path.name)
     return err
 
@@ -111,7 +98,7 @@ def test_pickle_run_directory_is_refused(base_ckpt, tiny_data, tmp_path):
     ckpt.sidecar_path(path).write_text(json.dumps(meta))
     (run / "latest").write_text(f"checkpoints/{path.name}\n")
     before = rs.tree_state(run)
-    code, _, err = run_cli(["train", "--data", str(tiny_data), "--out", str(run), "--resume", str(run)])
+    code, _, err = rs.run_cli(["train", "--data", str(tiny_data), "--out", str(run), "--resume", str(run)])
     assert_one_error_line(code, err, "no valid checkpoint")
     with rs.intact("no code from a pickle payload ran"):
         assert not marker.exists()
@@ -212,7 +199,7 @@ def test_raw_header_garbage_is_refused(base_ckpt, tmp_path):
         rs.rehash_sidecar(path)
         with pytest.raises(CheckpointError, match="safetensors"):
             ckpt.load_generator(path)
-        code, _, err = run_cli(["info", str(path)])
+        code, _, err = rs.run_cli(["info", str(path)])
         assert_one_error_line(code, err, path.name)
         rs.BAD_INPUTS[f"safetensors raw header: {kind}"] += 1
 
@@ -282,7 +269,7 @@ def test_sidecar_fuzz_only_checkpoint_errors(scale, base_ckpt, tmp_path_factory)
                 raise
         else:  # the world frame read from the sidecar is usable
             assert model.geometry.affine.shape == (4, 4) and np.isfinite(model.geometry.affine).all()
-        code, _, err = run_cli(["info", str(path)])
+        code, _, err = rs.run_cli(["info", str(path)])
         assert code in (0, 2) and "Traceback" not in err, err
         if code == 2:
             assert_one_error_line(code, err, "")
@@ -326,7 +313,7 @@ def test_pickled_latents_are_refused(where, demo_model, model_file, tmp_path):
             ["interpolate", "--ckpt", str(model_file), "--seeds", f"1,{bad}", "--frames", "2"],
         ):
             out = tmp_path / f"out-{args[0]}"
-            code, _, err = run_cli([*args, "--out", str(out)])
+            code, _, err = rs.run_cli([*args, "--out", str(out)])
             assert_one_error_line(code, err, bad.name)
             assert not out.exists() or not any(out.iterdir())  # refused before any output
         rs.BAD_INPUTS["pickled latent .npz (api, mix, interpolate)"] += 3
