@@ -31,7 +31,7 @@ class DemoConfig:
     preset: str = "demo"
     overrides: list[str] = field(default_factory=list)
     samples: int = 8
-    project_steps: int = 200
+    project_steps: int = 100
     metrics: str = "bmmd2,ms_ssim,fd3d,prdc,memorisation"
     metrics_n: int = 8
     seed: int = 0
@@ -130,7 +130,7 @@ def run_demo(out: Path, cfg: DemoConfig | None = None) -> Path:
 
     _stage("3/7 train")
     t = time.time()
-    reserve = 0.35 * budget  # generation, mixing, projection, metrics and the report
+    reserve = 0.45 * budget  # generation, mixing, projection, metrics and the report
     train_s = max(cfg.min_train_seconds, budget - (time.time() - t0) - reserve)
     run = out / "run"
     resume = run if (run / "latest").exists() else None

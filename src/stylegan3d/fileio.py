@@ -20,6 +20,9 @@ from typing import Any
 
 from stylegan3d.errors import UserError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def _describe(e: OSError, path: Path) -> str:
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -81,6 +84,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         yield tmp_path
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp creates 0600; give outputs the usual mode
         os.replace(tmp_path, path)
         _fsync_dir(path.parent)
     except OSError as e:

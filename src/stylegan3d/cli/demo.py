@@ -15,7 +15,7 @@ def demo(
     out: Annotated[Path, typer.Option(help="Output directory (report.html, run/, dataset/, ...).")] = Path("demo-out"),
     minutes: Annotated[float, typer.Option(help="Wall-clock budget for the whole demo.")] = 10.0,
     subjects: Annotated[int, typer.Option(help="Synthetic training subjects.")] = 24,
-    project_steps: Annotated[int, typer.Option(help="Projection optimisation steps.")] = 200,
+    project_steps: Annotated[int, typer.Option(help="Projection optimisation steps.")] = 100,
     samples: Annotated[int, typer.Option(help="Generated samples in the report.")] = 8,
     metrics: Annotated[str, typer.Option(help="Metrics to compute (comma-separated).")] = (
         "bmmd2,ms_ssim,fd3d,prdc,memorisation"
