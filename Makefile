@@ -20,14 +20,14 @@ demo: $(STAMP)
 	$(BIN)/stylegan3d demo --out demo-out
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests examples
+	$(BIN)/ruff check --no-cache src tests examples
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples
+	$(BIN)/ruff check --no-cache src tests examples
 
 clean:
 	rm -rf $(VENV) demo-out

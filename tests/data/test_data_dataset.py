@@ -10,9 +10,9 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import DEMO_SHAPE
 from torch.utils.data import DataLoader
 
+from conftest import DEMO_SHAPE
 from stylegan3d.data.dataset import VolumeDataset, load_manifest, manifest_hash
 from stylegan3d.errors import UserError
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import save_nifti
 
+from conftest import save_nifti
 from stylegan3d.data.io import load_volume, volume_stem, volume_suffix
 from stylegan3d.errors import DataError
 

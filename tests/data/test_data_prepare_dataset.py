@@ -9,8 +9,8 @@ import shutil
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import DEMO_SHAPE, save_nifti
 
+from conftest import DEMO_SHAPE, save_nifti
 from stylegan3d.cli.main import main
 from stylegan3d.data import prepare as prep
 from stylegan3d.data.dataset import load_manifest

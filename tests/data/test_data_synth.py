@@ -7,8 +7,8 @@ import csv
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import COHORT_SEED
 
+from conftest import COHORT_SEED
 from stylegan3d.data.synth import (
     VENTRICLE_CENTRE_MM,
     output_grid,
