@@ -15,6 +15,8 @@ For each preset and each *variant* (precision, fused/non-fused modulated conv, c
   (forward only for ``g_forward``, forward + backward for the others). It is also timed once after
   every timed call of those three, and ``peak_fraction`` divides their FLOP/s by the rate of these
   interleaved reference calls, so that a change of the machine's load hits both sides alike;
+  ``reference_calls`` is the time in units of one reference call (load-independent cost, comparable
+  between variants that share the reference: same preset, precision and memory format);
 * ``loader`` — the prepared dataset read as the training loop reads it (samples/s), compared with
   the training throughput.
 
@@ -316,6 +318,7 @@ def measure(
             out["reference_times_s"] = ref_times
             out["reference_flop_per_s"] = reference.flops / statistics.median(ref_times)
             out["peak_fraction"] = out["flop_per_s"] / out["reference_flop_per_s"]
+            out["reference_calls"] = out["seconds"] / statistics.median(ref_times)
     return out
 
 
@@ -441,7 +444,8 @@ def write_random_dataset(path: Path, cfg: Config, n: int, seed: int = 0) -> Path
 
 
 def variant_overrides(v: Variant, batch: int) -> list[str]:
-    """Config overrides that realise a variant in the training config."""
+    """Config overrides that realise a variant in the training config (channels-last and compile are
+    applied to the built networks by :func:`build_trainer`)."""
     out = [
         f"train.batch={batch}",
         f"train.precision={v.precision}",
@@ -449,8 +453,6 @@ def variant_overrides(v: Variant, batch: int) -> list[str]:
     ]
     if v.fused != "auto":
         out.append(f"g.fused_modconv={v.fused}")
-    if v.channels_last != "auto":
-        out.append(f"train.channels_last={str(v.channels_last == 'on').lower()}")
     return out
 
 
@@ -478,6 +480,11 @@ def build_trainer(cfg: Config, v: Variant, device: torch.device, out_dir: Path):
 
     data = RandomVolumes(cfg, n=max(2 * cfg.train.batch, 4))
     trainer = Trainer(cfg, data, out_dir, device=str(device), progress=False)
+    if v.channels_last != "auto":  # the trainer itself keeps fp32 contiguous: force the variant's choice
+        on = v.channels_last == "on"
+        for net in (trainer.G, trainer.G_ema):
+            net.set_channels_last(on)
+        trainer.D.channels_last = on
     if v.compile:
         trainer.G.synthesis.compile()
         trainer.G_ema.synthesis.compile()
@@ -555,6 +562,7 @@ def bench_train_step(trainer, settings: BenchSettings, v: Variant, reference: Re
         ref_times = [x for p in parts.values() for x in p.get("reference_times_s", [])]
         out["reference_flop_per_s"] = reference.flops / statistics.median(ref_times)
         out["peak_fraction"] = out["flop_per_s"] / out["reference_flop_per_s"]
+        out["reference_calls"] = sec / statistics.median(ref_times)
     return out
 
 

@@ -118,6 +118,7 @@ def test_train_step_amortisation_and_derived_numbers(report):
         assert len(ref_times) == 3 * 2
         assert t["reference_flop_per_s"] == pytest.approx(ref_flops / statistics.median(ref_times))
         assert t["peak_fraction"] == pytest.approx(t["flop_per_s"] / t["reference_flop_per_s"])
+        assert t["reference_calls"] == pytest.approx(t["seconds"] / statistics.median(ref_times))
         g = run["g_forward"]
         g_ref = run["peak_conv"]["analytic_forward_flops"] / statistics.median(g["reference_times_s"])
         assert g["peak_fraction"] == pytest.approx(g["flop_per_s"] / g_ref)
@@ -188,3 +189,14 @@ def test_cuda_request_without_cuda(capsys):
     with pytest.raises(SystemExit):
         main(["bench", *TINY, "--device", "cuda", "--no-progress"])
     assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_channels_last_variant_is_applied_in_fp32(tmp_path):
+    """The trainer keeps fp32 contiguous; the bench's channels-last variant must still take effect."""
+    out = tmp_path / "cl.json"
+    args = ["bench", *TINY, "--precision", "fp32", "--compare", "channels_last", "--parts", "g_forward"]
+    main(args + ["--repeats", "1", "--threads", "1", "--no-progress", "--json", str(out)])
+    runs = json.loads(out.read_text())["results"][0]["runs"]
+    assert [r["resolved"]["channels_last"] for r in runs] == [False, True]
+    assert runs[0]["g_forward"]["flops"] == runs[1]["g_forward"]["flops"] > 0
+    assert "train_step" not in runs[0] and "loader" not in json.loads(out.read_text())["results"][0]
