@@ -48,13 +48,7 @@ def intact(what: str) -> Iterator[None]:
     INTACT[what] += 1
 
 
-KNOWN_BUGS = {
-    "infer/api.py: geometry_from_sidecar raises raw errors for a malformed sidecar 'dataset'": (
-        "*",
-        ("",),
-        "geometry_from_sidecar",
-    ),
-}
+KNOWN_BUGS: dict[str, tuple[str, tuple[str, ...], str]] = {}
 """Bugs in modules these tests may not edit, each with a strict-xfail regression test:
 ``name: (exception type name or '*', message fragments (any), function the traceback must pass through)``.
 Property tests tolerate (and count) exactly these so they keep checking everything else; delete an

@@ -58,17 +58,20 @@ def test_project_rejects_bad_array_targets(kind, model):
     assert "\n" not in str(e.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="infer/api.py prepare_target: np.asarray(target, dtype=float32) raises a raw ValueError for a ragged "
-    "nested list and silently drops the imaginary part of a complex array (ComplexWarning only)",
-)
-@pytest.mark.parametrize("kind", ["ragged nested list", "complex array"])
+@pytest.mark.parametrize("kind", ["ragged nested list", "complex array", "object array", "text array"])
 def test_project_rejects_non_real_targets(kind, model):
-    target = [[0.5, 0.5], [0.5]] if kind == "ragged nested list" else np.full(GRID, 0.5 + 0.5j, np.complex64)
+    targets = {
+        "ragged nested list": [[0.5, 0.5], [0.5]],
+        "complex array": np.full(GRID, 0.5 + 0.5j, np.complex64),
+        "object array": np.full(GRID, 0.5, object),
+        "text array": np.full(GRID, "0.5"),
+    }
     rs.BAD_INPUTS[f"projection target: {kind}"] += 1
-    with pytest.raises(UserError):
-        model.prepare_target(target)  # the first thing project() does with its target
+    with pytest.raises(UserError, match="ragged|complex|numeric") as e:
+        model.prepare_target(targets[kind])  # the first thing project() does with its target
+    assert "\n" not in str(e.value)
+    with pytest.raises(UserError, match="mask"):
+        model.prepare_target(np.full(GRID, 0.5, np.float32), mask=targets[kind])
 
 
 def test_project_rejects_bad_mask_and_settings(model):

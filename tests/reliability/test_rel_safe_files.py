@@ -363,20 +363,28 @@ def test_resume_with_malformed_training_state(base_ckpt, tiny_data, tmp_path):
         _resume_with_edited_sidecar(base_ckpt, tmp_path / str(i), edit, tiny_data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="infer/api.py geometry_from_sidecar: np.asarray(ds['affine']) / ds.get / int(s) on a malformed sidecar "
-    "'dataset' (an object where a matrix is expected, a number where an object is, text for the shape) raise "
-    "TypeError/AttributeError/ValueError instead of a CheckpointError/UserError",
-)
 @pytest.mark.parametrize(
     "edit",
     [
         ("affine", {}),
+        ("affine", [[1, 2], [3]]),
+        ("affine", "eye"),
         ("shape", "abc"),
+        ("shape", ["a", "b", "c"]),
+        ("shape", [20.5, 24, 28]),
+        ("spacing", [8, "x", 8]),
+        ("spacing", [8, -8, 8]),
+        ("frame", ["mni"]),
+        ("frame", "talairach"),
+        ("intensity", 3),
+        ("intensity", {"lower_pct": "low"}),
+        ("intensity", {"lower_pct": 90, "upper_pct": 10}),
+        ("mask_threshold", [0.1]),
+        ("mask_threshold", 2.0),
         (None, 5),
+        (None, [1, 2]),
     ],
-    ids=["affine is an object", "shape is text", "dataset is a number"],
+    ids=lambda e: f"{e[0] or 'dataset'}={json.dumps(e[1])}",
 )
 def test_api_load_with_malformed_dataset_geometry(edit, base_ckpt, tmp_path):
     path = tmp_path / base_ckpt.name
@@ -389,5 +397,6 @@ def test_api_load_with_malformed_dataset_geometry(edit, base_ckpt, tmp_path):
         meta["dataset"][key] = value
     ckpt.sidecar_path(path).write_text(json.dumps(meta))
     rs.BAD_INPUTS["api.load: malformed dataset geometry in the sidecar"] += 1
-    with pytest.raises(UserError):
+    with pytest.raises(CheckpointError, match="checkpoint dataset") as e:
         api.load(path)
+    assert "\n" not in str(e.value)

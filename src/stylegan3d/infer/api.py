@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from stylegan3d.config import Config
-from stylegan3d.errors import DataError, UserError
+from stylegan3d.errors import CheckpointError, DataError, UserError
 from stylegan3d.fileio import atomic_path, atomic_write_json
 from stylegan3d.nn import seeds_to_z, to_unit_range
 
@@ -38,7 +38,9 @@ class ModelGeometry:
     """World frame of the generated volumes: 4x4 voxel-to-RAS-mm ``affine``, ``shape`` [D, H, W], ``spacing`` mm.
 
     ``from_dataset`` is False when the checkpoint carried no dataset geometry and an MNI-centred
-    grid of the model resolution and ``config.model.spacing_mm`` is used instead.
+    grid of the model resolution and ``config.model.spacing_mm`` is used instead. ``frame``,
+    ``lower_pct``/``upper_pct`` and ``mask_threshold`` are the training data's preparation
+    settings, applied to scans given as projection targets.
     """
 
     affine: np.ndarray
@@ -48,6 +50,7 @@ class ModelGeometry:
     from_dataset: bool = True
     lower_pct: float = 0.5
     upper_pct: float = 99.5
+    mask_threshold: float | None = None
 
     @property
     def note(self) -> str:
@@ -166,25 +169,78 @@ def _parse_device(device: str | torch.device) -> torch.device:
     return dev
 
 
+def _sidecar_numbers(value: Any, what: str) -> np.ndarray:
+    """``value`` as a finite float64 array, or a CheckpointError naming the sidecar field ``what``."""
+    if value is None or isinstance(value, str | bytes | dict):
+        raise CheckpointError(f"checkpoint dataset {what} must be numbers, got {_short(value)}")
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise CheckpointError(f"checkpoint dataset {what} must be numbers, got {_short(value)}") from None
+    if not np.isfinite(arr).all():
+        raise CheckpointError(f"checkpoint dataset {what} must be finite numbers, got {_short(value)}")
+    return arr
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """One-line, length-limited repr of a sidecar value for error messages."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def geometry_from_sidecar(meta: dict, cfg: Config) -> ModelGeometry:
-    """World frame of a checkpoint: its ``dataset`` geometry, else an MNI-centred grid (see :class:`ModelGeometry`)."""
+    """World frame of a checkpoint: its ``dataset`` geometry, else an MNI-centred grid (see :class:`ModelGeometry`).
+
+    Also reads how the training data were prepared (``frame``, ``intensity`` percentiles and
+    ``mask_threshold``, recorded by the training loop from the dataset manifest) so that
+    projection targets are prepared the same way; checkpoints without them get prepare's
+    defaults. The sidecar is not covered by the checkpoint's SHA-256, so a malformed entry is a
+    CheckpointError rather than a crash.
+    """
+    from stylegan3d.data.prepare import FRAMES, Geometry
+
     res = tuple(int(s) for s in cfg.model.resolution)
     ds = meta.get("dataset") or {}
+    if not isinstance(ds, dict):
+        raise CheckpointError(f"checkpoint dataset geometry must be an object, got {_short(ds)}")
     intensity = ds.get("intensity") or {}
-    pct = (float(intensity.get("lower_pct", 0.5)), float(intensity.get("upper_pct", 99.5)))
-    if ds.get("affine") is not None:
-        affine = np.asarray(ds["affine"], dtype=np.float64)
-        if affine.shape != (4, 4) or not np.isfinite(affine).all():
-            raise UserError(f"checkpoint dataset affine must be a finite 4x4 matrix, got shape {affine.shape}")
-        shape = tuple(int(s) for s in ds.get("shape", res))
-        if shape != res:
-            raise UserError(f"checkpoint dataset shape {list(shape)} differs from the model resolution {list(res)}")
-        spacing = ds.get("spacing") or np.linalg.norm(affine[:3, :3], axis=0).tolist()
-        return ModelGeometry(affine, res, tuple(float(s) for s in spacing), ds.get("frame", "centre"), True, *pct)
-    from stylegan3d.data.prepare import Geometry
-
-    g = Geometry.from_shape(res, cfg.model.spacing_mm, frame="mni")
-    return ModelGeometry(g.affine, res, tuple(g.spacing), "mni", False, *pct)
+    if not isinstance(intensity, dict):
+        raise CheckpointError(f"checkpoint dataset intensity must be an object, got {_short(intensity)}")
+    pct = _sidecar_numbers([intensity.get("lower_pct", 0.5), intensity.get("upper_pct", 99.5)], "percentiles")
+    if pct.shape != (2,) or not 0.0 <= pct[0] < pct[1] <= 100.0:
+        raise CheckpointError(
+            f"checkpoint dataset percentiles must be 0 <= lower < upper <= 100, got {_short(intensity)}"
+        )
+    threshold = ds.get("mask_threshold")
+    if threshold is not None:
+        t = _sidecar_numbers(threshold, "mask_threshold")
+        if t.shape != () or not 0.0 <= float(t) <= 1.0:
+            raise CheckpointError(
+                f"checkpoint dataset mask_threshold must be a number in [0, 1], got {_short(threshold)}"
+            )
+        threshold = float(t)
+    prep = {"lower_pct": float(pct[0]), "upper_pct": float(pct[1]), "mask_threshold": threshold}
+    if ds.get("affine") is None:
+        g = Geometry.from_shape(res, cfg.model.spacing_mm, frame="mni")
+        return ModelGeometry(g.affine, res, tuple(g.spacing), "mni", False, **prep)
+    affine = _sidecar_numbers(ds["affine"], "affine")
+    if affine.shape != (4, 4):
+        raise CheckpointError(f"checkpoint dataset affine must be a finite 4x4 matrix, got shape {list(affine.shape)}")
+    shape = _sidecar_numbers(ds.get("shape", list(res)), "shape")
+    if shape.shape != (3,) or (shape != np.round(shape)).any():
+        raise CheckpointError(f"checkpoint dataset shape must be three whole numbers, got {_short(ds.get('shape'))}")
+    if tuple(int(s) for s in shape) != res:
+        raise CheckpointError(
+            f"checkpoint dataset shape {shape.astype(int).tolist()} differs from the model resolution {list(res)}"
+        )
+    spacing = ds.get("spacing") or np.linalg.norm(affine[:3, :3], axis=0).tolist()
+    sp = _sidecar_numbers(spacing, "spacing")
+    if sp.shape != (3,) or (sp <= 0).any():
+        raise CheckpointError(f"checkpoint dataset spacing must be three positive sizes in mm, got {_short(spacing)}")
+    frame = ds.get("frame", "centre")
+    if not isinstance(frame, str) or frame not in FRAMES:
+        raise CheckpointError(f"checkpoint dataset frame must be one of {', '.join(FRAMES)}, got {_short(frame)}")
+    return ModelGeometry(affine, res, tuple(float(s) for s in sp), frame, True, **prep)
 
 
 def load(ckpt: str | os.PathLike, device: str | torch.device = "cpu") -> Model:
@@ -250,6 +306,25 @@ def save_latent(
     with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
     return path
+
+
+def _real_array(value: Any, what: str) -> np.ndarray:
+    """``value`` as a float32 array; ragged (object), complex or non-numeric input is a UserError.
+
+    ``np.asarray(..., dtype=float32)`` alone raises a raw ValueError for ragged nested lists and
+    silently drops the imaginary part of complex data.
+    """
+    try:
+        arr = np.asarray(value)
+    except ValueError:
+        raise UserError(f"{what} is a ragged nested sequence, not a regular numeric array") from None
+    if arr.dtype == object:
+        raise UserError(f"{what} is a ragged or object array (dtype object), not a regular numeric array")
+    if arr.dtype.kind == "c":
+        raise UserError(f"{what} is complex ({arr.dtype}); pass real intensities (e.g. its magnitude)")
+    if arr.dtype.kind not in "biuf":
+        raise UserError(f"{what} must be a numeric array, got dtype {arr.dtype}")
+    return arr.astype(np.float32, copy=False)
 
 
 def _labels_to_c(labels: Any, n: int, c_dim: int) -> torch.Tensor | None:
@@ -465,14 +540,15 @@ class Model:
 
         A path is read as a volume (NIfTI, MGH, ...), reoriented, resampled and intensity-scaled
         exactly like the training data (``stylegan3d.data.prepare.prepare_array`` with the
-        checkpoint's geometry); a mask path is resampled alongside it. An array must already be
+        checkpoint's geometry, frame, intensity percentiles and mask threshold); a mask path is
+        resampled alongside it. An array must already be
         ``[D, H, W]`` or ``[C, D, H, W]`` at the model resolution with values in [0, 1].
         Returns ``(target [C, D, H, W], mask [D, H, W] bool or None, affine 4x4, source info)``.
         """
         channels = int(self.G.synthesis.torgb.bias.shape[0])
         if isinstance(target, str | os.PathLike):
             return self._prepare_path(Path(target), mask, channels)
-        arr = np.asarray(target, dtype=np.float32)
+        arr = _real_array(target, "target")
         if arr.ndim == 3:
             arr = arr[None]
         if arr.ndim == 5 and arr.shape[0] == 1:
@@ -489,7 +565,7 @@ class Model:
             if isinstance(mask, str | os.PathLike):
                 m = self._mask_on_grid(Path(mask), self.geometry.affine, self.geometry.shape)
             else:
-                m = np.asarray(mask) > 0.5
+                m = _real_array(mask, "mask") > 0.5
                 if m.shape != self.geometry.shape:
                     raise UserError(
                         f"mask shape {list(m.shape)} does not match the model grid {list(self.geometry.shape)}"
@@ -533,7 +609,7 @@ class Model:
                     mask_native = resample_to((mdata > 0.5).astype(np.float32), maff, affine, data.shape) > 0.5
                     mask_native = mask_native.astype(np.float32)
             else:
-                mask_native = np.asarray(mask, dtype=np.float32)
+                mask_native = _real_array(mask, "mask")
                 if mask_native.shape != data.shape:
                     raise UserError(
                         f"mask shape {list(mask_native.shape)} differs from the target's {list(data.shape)}"
@@ -541,8 +617,9 @@ class Model:
             if not mask_native.any():
                 raise UserError("the mask is empty")
         g = self.geometry
+        how = mask_native if mask_native is not None else g.mask_threshold  # as prepare: a mask wins
         try:
-            vol, info = prepare_array(data, affine, g.data_geometry(), g.lower_pct, g.upper_pct, mask_native)
+            vol, info = prepare_array(data, affine, g.data_geometry(), g.lower_pct, g.upper_pct, how)
         except DataError as e:
             raise UserError(f"target {path}: {e}") from None
         grid_affine = np.asarray(info["target_affine"], dtype=np.float64)
