@@ -173,3 +173,54 @@ def test_ddp_two_processes_match_one(tiny_dataset, tmp_path):
     assert ckpt.read_sidecar(ckpt.resolve_checkpoint(tmp_path / "two"))["state"]["world_size"] == 2
     _assert_same(a, b, "G.", atol=1e-4)
     _assert_same(a, b, "D.", atol=1e-4)
+
+
+def test_checkpoint_records_dataset_preparation_and_projection_uses_it(tiny_cfg, tmp_path):
+    """frame, intensity percentiles and mask threshold of the manifest reach the sidecar; a scan given
+    to ``project`` is then prepared in that frame with those settings; without them, today's defaults."""
+    import json
+
+    import nibabel as nib
+    import numpy as np
+    from train_helpers import write_dataset
+
+    from stylegan3d.data.prepare import Geometry, prepare_array
+    from stylegan3d.infer import api
+
+    data = write_dataset(tmp_path / "ds")
+    manifest = json.loads((data / "manifest.json").read_text())
+    manifest["intensity"] = {"lower_pct": 2.0, "upper_pct": 98.0}
+    manifest["settings"] = {"mask": {"threshold": 0.2, "pattern": None}}
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    last = train(apply_overrides(tiny_cfg, ["train.kimg=0.004"]), data, tmp_path / "run", progress=False)
+    meta = ckpt.read_sidecar(last)
+    assert meta["dataset"]["frame"] == "mni" and meta["dataset"]["mask_threshold"] == 0.2
+    assert meta["dataset"]["intensity"] == {"lower_pct": 2.0, "upper_pct": 98.0}
+
+    grid = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float32) for n in (40, 48, 56)], indexing="ij"))
+    scan = 100.0 + 900.0 * np.exp(-(((grid - np.array([14, 30, 20])[:, None, None, None]) / 9.0) ** 2).sum(0))
+    scan_affine = np.diag([4.0, 4.0, 4.0, 1.0])
+    scan_affine[:3, 3] = [-70.0, -90.0, -100.0]
+    path = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(scan.astype(np.float32), scan_affine), str(path))
+    dataset_affine = np.asarray(manifest["affine"])
+
+    model = api.load(last)
+    g = model.geometry
+    assert (g.frame, g.lower_pct, g.upper_pct, g.mask_threshold) == ("mni", 2.0, 98.0, 0.2)
+    vol, _, affine, _ = model.prepare_target(path)
+    np.testing.assert_array_equal(affine, dataset_affine)  # the MNI grid, not one centred on this scan
+    mni = Geometry([10, 12, 14], [16.0] * 3, dataset_affine, "mni")
+    want, _ = prepare_array(scan, scan_affine, mni, 2.0, 98.0, 0.2)
+    np.testing.assert_array_equal(vol[0], want)
+
+    for key in ("frame", "intensity", "mask_threshold"):  # a checkpoint from before these were recorded
+        del meta["dataset"][key]
+    ckpt.sidecar_path(last).write_text(json.dumps(meta))
+    old = api.load(last)
+    g = old.geometry
+    assert (g.frame, g.lower_pct, g.upper_pct, g.mask_threshold) == ("centre", 0.5, 99.5, None)
+    vol, _, affine, _ = old.prepare_target(path)
+    assert not np.allclose(affine, dataset_affine)  # centred on the scan's foreground, as before
+    want, _ = prepare_array(scan, scan_affine, Geometry([10, 12, 14], [16.0] * 3, dataset_affine, "centre"))
+    np.testing.assert_array_equal(vol[0], want)

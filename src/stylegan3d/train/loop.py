@@ -167,17 +167,31 @@ def _load_dataset(data, cfg: Config, labels: Path | None):
 
 
 def _dataset_meta(ds) -> dict:
+    """The checkpoint's ``dataset`` record: identity and world grid of the training data, and how
+    its volumes were prepared (``frame``, ``intensity`` percentiles, ``mask_threshold``, copied from
+    the manifest when it has them) so that projection prepares unseen scans the same way."""
     from stylegan3d.data.dataset import manifest_hash
 
     geo = ds.geometry
-    return {
-        "manifest_sha256": manifest_hash(ds.manifest),
+    manifest = ds.manifest
+    meta = {
+        "manifest_sha256": manifest_hash(manifest),
         "shape": list(geo["shape"]),
         "spacing": list(geo["spacing"]),
         "affine": np.asarray(geo["affine"]).tolist(),
         "channels": int(geo.get("channels", 1)),
         "size": len(ds),
     }
+    if manifest.get("frame") is not None:
+        meta["frame"] = manifest["frame"]
+    intensity = manifest.get("intensity")
+    if isinstance(intensity, dict):
+        meta["intensity"] = {k: intensity[k] for k in ("lower_pct", "upper_pct") if k in intensity}
+    settings = manifest.get("settings")
+    mask = settings.get("mask") if isinstance(settings, dict) else None
+    if isinstance(mask, dict) and mask.get("threshold") is not None and not mask.get("pattern"):
+        meta["mask_threshold"] = mask["threshold"]  # a per-volume brain mask (pattern) replaces the threshold
+    return meta
 
 
 def _fetch(ds, indices: list[int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
