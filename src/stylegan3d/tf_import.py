@@ -54,10 +54,8 @@ import numpy as np
 import torch
 
 from stylegan3d.config import Config, DConfig, GConfig, ModelConfig
+from stylegan3d.data.prepare import MNI_CENTRE_MM, grid_affine
 from stylegan3d.errors import CheckpointError, UserError
-
-MNI_CENTRE_MM = (0.0, -18.0, 18.0)
-"""World (RAS, mm) position of the centre of the voxel grid written for imported models."""
 
 KNOWN_SPACING_MM = {(80, 96, 112): 2.0, (160, 192, 224): 1.0}
 """Default voxel size of the reference's two training grids (MNI 2 mm and 1 mm)."""
@@ -630,13 +628,10 @@ def apply_plan(plan: Plan, gen: TFNetwork) -> torch.nn.Module:
 def mni_affine(
     shape: list[int] | tuple[int, ...], spacing_mm: float, centre: tuple[float, ...] = MNI_CENTRE_MM
 ) -> np.ndarray:
-    """4x4 voxel -> RAS mm affine of a ``shape`` grid with isotropic ``spacing_mm`` whose centre
-    (voxel ``(n - 1) / 2`` on each axis) lies at ``centre`` (default MNI (0, -18, 18) mm)."""
-    aff = np.eye(4)
-    for ax, (n, c) in enumerate(zip(shape, centre, strict=True)):
-        aff[ax, ax] = spacing_mm
-        aff[ax, 3] = c - spacing_mm * (n - 1) / 2.0
-    return aff
+    """4x4 voxel -> RAS mm affine of a ``shape`` grid with isotropic ``spacing_mm`` and voxel
+    ``shape // 2`` at ``centre``: by default the MNI grid ``prepare --frame mni`` uses
+    (:data:`stylegan3d.data.prepare.MNI_CENTRE_MM`), so imported and trained models share it."""
+    return grid_affine(shape, [float(spacing_mm)] * 3, centre)
 
 
 def default_spacing(shape: list[int] | tuple[int, ...]) -> float:

@@ -15,6 +15,7 @@ import torch
 
 from stylegan3d.cli.main import main
 from stylegan3d.config import load_preset
+from stylegan3d.data.prepare import MNI_CENTRE_MM, Geometry
 from stylegan3d.errors import CheckpointError, UserError
 from stylegan3d.nn import Generator, count_params
 from stylegan3d.tf_import import convert, import_tf, load_tf_pickle, mni_affine
@@ -300,8 +301,9 @@ def test_cli_writes_a_model_that_loads_and_reports_its_origin(tf_pickle, tmp_pat
     ds = meta["dataset"]
     assert ds["shape"] == [8, 12, 16] and ds["spacing"] == [3.0, 3.0, 3.0] and ds["channels"] == 2
     aff = np.asarray(ds["affine"])
-    centre = aff @ np.array([3.5, 5.5, 7.5, 1.0])
-    np.testing.assert_allclose(centre[:3], [0.0, -18.0, 18.0])
+    centre = aff @ np.array([4.0, 6.0, 8.0, 1.0])  # voxel shape // 2 at the MNI centre prepare uses
+    np.testing.assert_allclose(centre[:3], MNI_CENTRE_MM)
+    np.testing.assert_array_equal(aff, Geometry.from_shape([8, 12, 16], 3.0, frame="mni").affine)
     np.testing.assert_allclose(np.diag(aff)[:3], [3.0, 3.0, 3.0])
     g, _ = load_generator(out)
     z = np.random.RandomState(4).randn(2, kw["latent_size"])
@@ -342,8 +344,9 @@ def test_cli_user_errors_are_one_line(tf_pickle, tmp_path, capsys, setup, messag
 
 def test_known_grids_get_default_spacing_and_mni_affine():
     aff = mni_affine([80, 96, 112], 2.0)
-    np.testing.assert_allclose(aff @ [39.5, 47.5, 55.5, 1.0], [0.0, -18.0, 18.0, 1.0])
-    np.testing.assert_allclose(aff[:3, 3], [-79.0, -113.0, -93.0])
+    np.testing.assert_allclose(aff @ [40, 48, 56, 1.0], [0.0, -18.0, 6.0, 1.0])
+    np.testing.assert_allclose(aff[:3, 3], [-80.0, -114.0, -106.0])
+    np.testing.assert_array_equal(aff, Geometry.from_preset("2mm-f96", frame="mni").affine)  # one MNI grid
     from stylegan3d.tf_import import default_spacing
 
     assert default_spacing([80, 96, 112]) == 2.0 and default_spacing([160, 192, 224]) == 1.0
