@@ -145,6 +145,7 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False
     workers: int = 2
+    """Threads reading the next batch while a step runs (0: read in the training thread)."""
 
     def validate(self) -> None:
         if self.batch < 1:
@@ -160,6 +161,8 @@ class TrainConfig:
         for name in ("r1_interval", "pl_interval", "snap_ticks", "keep_ckpts", "max_bad_steps"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be >= 1")
+        if self.workers < 0:
+            raise UserError("workers must be >= 0")
         if not 0.0 <= self.style_mixing <= 1.0:
             raise UserError("style_mixing must be in [0, 1]")
 

@@ -224,3 +224,54 @@ def test_checkpoint_records_dataset_preparation_and_projection_uses_it(tiny_cfg,
     assert not np.allclose(affine, dataset_affine)  # centred on the scan's foreground, as before
     want, _ = prepare_array(scan, scan_affine, Geometry([10, 12, 14], [16.0] * 3, dataset_affine, "centre"))
     np.testing.assert_array_equal(vol[0], want)
+
+
+def test_sampler_peek_does_not_advance():
+    from stylegan3d.train.loop import InfiniteSampler
+
+    s = InfiniteSampler(5, seed=3)
+    s.take(3)
+    state = s.state_dict()
+    ahead = s.peek(4)  # crosses into the next epoch
+    assert s.state_dict() == state and s.take(4) == ahead
+
+
+def test_workers_read_ahead_in_threads_with_identical_batches_and_resume(tiny_cfg, tiny_dataset, tmp_path, monkeypatch):
+    """train.workers threads read the next batch during a step; the batches, the final weights and
+    an exact resume are bitwise the same as reading in the training thread (workers=0)."""
+    import threading
+
+    from stylegan3d.data.dataset import VolumeDataset
+    from stylegan3d.train import loop
+
+    readers: list[str] = []
+    getitem, collate = VolumeDataset.__getitem__, loop._collate
+
+    def spy_getitem(self, i):
+        readers.append(threading.current_thread().name)
+        return getitem(self, i)
+
+    batches: list[torch.Tensor] = []
+
+    def spy_collate(items, labelled, device):
+        out = collate(items, labelled, device)
+        batches.append(out[0].clone())
+        return out
+
+    monkeypatch.setattr(VolumeDataset, "__getitem__", spy_getitem)
+    monkeypatch.setattr(loop, "_collate", spy_collate)
+    base = apply_overrides(tiny_cfg, ["train.kimg=0.024", "train.deterministic=true"])  # 6 steps over 8 volumes
+    train(apply_overrides(base, ["train.workers=0"]), tiny_dataset, tmp_path / "plain", progress=False)
+    plain, batches[:] = list(batches), []
+    assert set(readers) == {threading.current_thread().name}
+    readers.clear()
+    threaded = apply_overrides(base, ["train.workers=2"])
+    train(apply_overrides(threaded, ["train.kimg=0.012"]), tiny_dataset, tmp_path / "split", progress=False)
+    train(threaded, tiny_dataset, tmp_path / "split", resume=tmp_path / "split", progress=False)
+    assert sum(r.startswith("stylegan3d-data") for r in readers) >= 4 * 4  # steps 2-3 and 5-6 were read ahead
+    assert not [t for t in threading.enumerate() if t.name.startswith("stylegan3d-data")]  # closed after run()
+    assert len(batches) == len(plain) == 6
+    assert all(torch.equal(a, b) for a, b in zip(plain, batches, strict=True))
+    a, b = _final(tmp_path / "plain"), _final(tmp_path / "split")
+    for prefix in ("G_ema.", "G.", "D.", "opt_G.", "opt_D.", "augment."):
+        _assert_same(a, b, prefix)

@@ -14,6 +14,7 @@ import math
 import os
 import time
 from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +123,12 @@ class InfiniteSampler:
                 self.epoch, self.pos, self._perm = self.epoch + 1, 0, None
         return out
 
+    def peek(self, k: int) -> list[int]:
+        """The indices the next ``take(k)`` will return, without advancing (for reading ahead)."""
+        ahead = InfiniteSampler(self.n, self.seed)
+        ahead.epoch, ahead.pos, ahead._perm = self.epoch, self.pos, self._perm
+        return ahead.take(k)
+
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "pos": self.pos, "n": self.n, "seed": self.seed}
 
@@ -195,12 +202,56 @@ def _dataset_meta(ds) -> dict:
 
 
 def _fetch(ds, indices: list[int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
-    items = [ds[i] for i in indices]
-    if ds.labels is not None:
+    """The batch ``indices`` of ``ds`` on ``device``: volumes ``[B, C, D, H, W]`` and labels or None."""
+    return _collate([ds[i] for i in indices], ds.labels is not None, device)
+
+
+def _collate(items: list, labelled: bool, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    if labelled:
         imgs = torch.stack([it[0] for it in items])
         labels = torch.stack([torch.as_tensor(it[1]) for it in items]).float()
         return imgs.to(device, non_blocking=True), labels.to(device)
     return torch.stack(items).to(device, non_blocking=True), None
+
+
+class _BatchReader:
+    """Reads training batches like :func:`_fetch`, with ``workers`` threads reading the next batch
+    (one volume per task) while the current step runs; ``workers=0`` reads in the training thread.
+
+    The indices come from the sampler in the same order either way (``peek`` does not advance it,
+    so checkpoints hold the same sampler state) and each volume is read by the same ``ds[i]``,
+    so batches, runs and exact resume are bitwise identical to reading without threads. Threads
+    rather than processes: reading the memory-mapped array releases the GIL and needs no copies.
+    """
+
+    def __init__(self, ds, device: torch.device, workers: int) -> None:
+        self.ds, self.device = ds, device
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="stylegan3d-data") if workers > 0 else None
+        self.pending: tuple[list[int], list[Future]] | None = None
+
+    def get(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The batch ``indices``: read ahead by :meth:`read_ahead` when it asked for them, else now."""
+        pending, self.pending = self.pending, None
+        if pending is not None and pending[0] == list(indices):
+            items = [f.result() for f in pending[1]]
+        else:
+            if pending is not None:
+                for f in pending[1]:
+                    f.cancel()
+            items = [self.ds[i] for i in indices]
+        return _collate(items, self.ds.labels is not None, self.device)
+
+    def read_ahead(self, indices: list[int]) -> None:
+        """Start reading the batch ``indices`` in the background (no-op without workers)."""
+        if self.pool is not None:
+            self.pending = (list(indices), [self.pool.submit(self.ds.__getitem__, i) for i in indices])
+
+    def close(self) -> None:
+        """Drop any batch read ahead and stop the threads."""
+        self.pending = None
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
 
 
 class Trainer:
@@ -276,6 +327,7 @@ class Trainer:
         )
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.sampler = InfiniteSampler(len(self.ds), t.seed)
+        self.reader = _BatchReader(self.ds, self.device, t.workers)
         self.state = TrainState()
         self.dataset_meta = _dataset_meta(self.ds)
         self.nan_steps = {int(s) for s in os.environ.get(_NAN_ENV, "").split(",") if s.strip()}
@@ -490,8 +542,8 @@ class Trainer:
             loss_fake, st = self.loss.d_fake(fake.float(), c)
         self._backward(loss_fake, self.D_ddp, sync=False)
         stats.update(st)
-        idx = self.sampler.take(B)[d.rank :: d.world]
-        real, real_c = _fetch(self.ds, idx, self.device)
+        real, real_c = self.reader.get(self.sampler.take(B)[d.rank :: d.world])
+        self.reader.read_ahead(self.sampler.peek(B)[d.rank :: d.world])  # read while this step finishes
         with ac:
             loss_real, st, real_logits = self.loss.d_real(real, real_c, do_r1)
         self._backward(loss_real, self.D_ddp, sync=True)
@@ -587,6 +639,7 @@ class Trainer:
                                 writer.add_image("fakes", img[None].clip(0, 1), s.step)
                             last = self.save()
         finally:
+            self.reader.close()
             if writer is not None:
                 writer.close()
         if self.dist.main:
