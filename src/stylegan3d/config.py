@@ -211,6 +211,23 @@ def _from_dict(cls: type, data: Any, where: str) -> Any:
     return cls(**kwargs)
 
 
+def config_diff(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(dotted key, value in a, value in b)`` for every field that differs between two configs
+    (or two sections of one, e.g. ``a.model`` and ``b.model`` with ``prefix="model."``)."""
+
+    def walk(x: dict, y: dict, where: str) -> list[tuple[str, Any, Any]]:
+        out = []
+        for key in sorted(x.keys() | y.keys()):
+            u, v = x.get(key), y.get(key)
+            if isinstance(u, dict) and isinstance(v, dict):
+                out += walk(u, v, f"{where}{key}.")
+            elif u != v:
+                out.append((f"{where}{key}", u, v))
+        return out
+
+    return walk(dataclasses.asdict(a), dataclasses.asdict(b), prefix)
+
+
 ALIASES = {"width": ["model.g.width", "model.d.width"]}
 """Short override keys that set several fields at once (used by the network-size study)."""
 

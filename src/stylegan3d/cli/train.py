@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from stylegan3d.cli.app import SET_HELP, app
-from stylegan3d.config import apply_overrides, load_preset
+from stylegan3d.config import Config, apply_overrides, config_diff, load_preset
 from stylegan3d.errors import UserError
 
 
@@ -16,7 +17,13 @@ from stylegan3d.errors import UserError
 def train(
     data: Annotated[Path, typer.Option(help="Prepared dataset directory (from `stylegan3d prepare`).")],
     out: Annotated[Path, typer.Option(help="Run directory (config.json, log.txt, samples/, checkpoints/).")],
-    preset: Annotated[str, typer.Option(help="Preset name or JSON config file.")] = "demo",
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            help="Preset name or JSON config file (default: demo). With --resume the checkpoint's config is "
+            "continued; a preset (with --set) describing another network is an error."
+        ),
+    ] = None,
     kimg: Annotated[float | None, typer.Option(help="Total length in thousands of real images shown.")] = None,
     batch: Annotated[int | None, typer.Option(help="Global batch size (split over processes).")] = None,
     resume: Annotated[Path | None, typer.Option(help="Run directory or checkpoint to continue from.")] = None,
@@ -60,13 +67,50 @@ def train(
     if aug == "fixed" and p is None:
         raise UserError("--aug fixed needs --p PROB")
     if resume is not None:
-        from stylegan3d.config import Config
-        from stylegan3d.train.checkpoint import read_sidecar, resolve_checkpoint
-
-        base = Config.from_dict(read_sidecar(resolve_checkpoint(resume))["config"])  # continue its settings
+        cfg = _resume_config(resume, preset, overrides)
     else:
-        base = load_preset(preset)
-    cfg = apply_overrides(base, overrides)
+        cfg = apply_overrides(load_preset(preset or "demo"), overrides)
     last = run_training(cfg, data, out, resume=resume, device=device, labels=labels, progress=not no_progress)
     if last is not None:
         typer.echo(f"checkpoint: {last}")
+
+
+def _changes(diff: list[tuple[str, Any, Any]], limit: int = 4) -> str:
+    shown = ", ".join(f"{k} {json.dumps(u)} -> {json.dumps(v)}" for k, u, v in diff[:limit])
+    return shown + (f" and {len(diff) - limit} more" if len(diff) > limit else "")
+
+
+def _resume_config(resume: Path, preset: str | None, overrides: list[str]) -> Config:
+    """The checkpoint's config with ``overrides`` (training settings such as kimg may change on resume).
+
+    The network cannot change: an override of a model field, or a ``--preset`` whose network (with
+    the same overrides) differs from the checkpoint's, is an error rather than being ignored. A
+    matching preset's training settings are not applied; where they differ a warning says so.
+    """
+    from stylegan3d.train.checkpoint import read_sidecar, resolve_checkpoint
+
+    path = resolve_checkpoint(resume)
+    saved = Config.from_dict(read_sidecar(path)["config"])
+    cfg = apply_overrides(saved, overrides)
+    if preset is not None:
+        wanted = apply_overrides(load_preset(preset), overrides)
+        diff = config_diff(saved.model, wanted.model, "model.")
+        if diff:
+            raise UserError(
+                f"--preset {preset} describes another network than checkpoint {path.name} ({_changes(diff)}); "
+                "a run resumes with its own network: drop --preset (or resume the run it belongs to)"
+            )
+        diff = config_diff(cfg.train, wanted.train, "train.")
+        if diff:
+            typer.echo(
+                f"warning: --resume continues the checkpoint's training settings; --preset {preset} differs in "
+                f"{_changes(diff)} (not applied; change them with --set train.KEY=VALUE)",
+                err=True,
+            )
+    diff = config_diff(saved.model, cfg.model, "model.")
+    if diff:
+        raise UserError(
+            f"--set changes the network of checkpoint {path.name} ({_changes(diff)}); only training settings "
+            "(train.*) can change on --resume"
+        )
+    return cfg
