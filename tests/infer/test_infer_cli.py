@@ -248,3 +248,32 @@ def test_cli_user_errors(ckpt, other_ckpt, tmp_path, capsys):
     assert "2D image" in messages["2D target"]
     assert "another model" in messages["foreign latent"]
     assert "not found" in messages["missing latent"] and "not found" in messages["missing checkpoint"]
+
+
+def test_mix_and_interpolate_take_labels_of_a_conditional_model(tmp_path, capsys):
+    from infer_helpers import dataset_dict, make_generator
+
+    from stylegan3d.infer.api import load
+    from stylegan3d.train.checkpoint import save_model
+
+    G, cfg = make_generator(overrides=["width=8", "c_dim=3"])
+    ckpt = save_model(tmp_path / "cond.safetensors", G, cfg.to_dict(), {"dataset": dataset_dict(cfg)})
+    model = load(ckpt)
+    mix = ["mix", "--ckpt", str(ckpt), "--rows", "1", "--cols", "2", "--styles", "0-1"]
+    run_ok([*mix, "--labels", "2", "--out", str(tmp_path / "mix")])
+    row = np.asarray(nib.load(tmp_path / "mix" / "row_seed1.nii.gz").dataobj)
+    np.testing.assert_allclose(row, model.generate([1], labels=2)[0, 0], atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(nib.load(tmp_path / "mix" / "mix_seed1_seed2.nii.gz").dataobj),
+        model.mix(model.latents([1], labels=2), model.latents([2], labels=2), [0, 1])[0, 0, 0],
+        atol=1e-5,
+    )
+    for space in ("w", "z"):
+        out = tmp_path / f"interp-{space}"
+        interp = ["interpolate", "--ckpt", str(ckpt), "--seeds", "1,2", "--frames", "2", "--space", space]
+        run_ok([*interp, "--labels", "1", "--out", str(out)])
+        last = np.asarray(nib.load(out / "frame_0002.nii.gz").dataobj)
+        np.testing.assert_allclose(last, model.generate([2], labels=1)[0, 0], atol=1e-5)
+    assert "conditional" in run_err([*mix, "--out", str(tmp_path / "x")], capsys)
+    assert "one class label" in run_err([*mix, "--labels", "0,1", "--out", str(tmp_path / "x")], capsys)
+    assert "class indices" in run_err([*interp, "--labels", "5", "--out", str(tmp_path / "x")], capsys)

@@ -71,6 +71,17 @@ def _labels(text: str | None) -> list[int] | None:
     return None if text is None else parse_int_list(text, "labels")
 
 
+def _one_label(text: str | None) -> int | None:
+    """``--labels`` of mix/interpolate: one class label, used for every seed (and every z frame)."""
+    labels = _labels(text)
+    if labels is not None and len(labels) != 1:
+        raise UserError(f"--labels takes one class label here (every seed uses it), got {len(labels)}")
+    return None if labels is None else labels[0]
+
+
+ONE_LABEL_HELP = "Class label of a conditional model (one, used for every seed)."
+
+
 @app.command()
 def generate(
     ckpt: Annotated[Path, typer.Option("--ckpt", help=CKPT_HELP)],
@@ -135,6 +146,7 @@ def mix(
     styles: Annotated[str, typer.Option(help="Style layers taken from the columns (0 = coarsest), e.g. 0-3.")] = "0-3",
     trunc: Annotated[float, typer.Option(help=TRUNC_HELP)] = 1.0,
     noise: Annotated[str, typer.Option(help=NOISE_HELP)] = "const",
+    labels: Annotated[str | None, typer.Option(help=ONE_LABEL_HELP)] = None,
     batch: Annotated[int, typer.Option(help="Volumes per forward pass.")] = 8,
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "cpu",
 ) -> None:
@@ -142,9 +154,10 @@ def mix(
     row_specs = parse_latent_specs(rows, "rows")
     col_specs = parse_latent_specs(cols, "cols")
     layers = parse_int_list(styles, "styles")
+    label = _one_label(labels)
     with _notes():
         model = _load(ckpt, device)
-        paths = model.mix_to_dir(row_specs, col_specs, layers, _out_dir(out), trunc, noise, None, batch, True)
+        paths = model.mix_to_dir(row_specs, col_specs, layers, _out_dir(out), trunc, noise, label, batch, True)
     typer.echo(f"wrote a {len(row_specs)}x{len(col_specs)} mixing grid ({len(paths)} files) to {out}")
 
 
@@ -157,6 +170,7 @@ def interpolate(
     space: Annotated[str, typer.Option(help="z: spherical interpolation of seeds' z; w: linear in w.")] = "w",
     trunc: Annotated[float, typer.Option(help=TRUNC_HELP)] = 1.0,
     noise: Annotated[str, typer.Option(help=NOISE_HELP)] = "const",
+    labels: Annotated[str | None, typer.Option(help=ONE_LABEL_HELP)] = None,
     fps: Annotated[int, typer.Option(help="Frames per second of the GIF.")] = 8,
     batch: Annotated[int, typer.Option(help="Volumes per forward pass.")] = 8,
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "cpu",
@@ -165,9 +179,10 @@ def interpolate(
     keys = parse_latent_specs(seeds, "seeds")
     if fps < 1:
         raise UserError("--fps must be >= 1")
+    label = _one_label(labels)
     with _notes():
         model = _load(ckpt, device)
-        paths = model.interpolate_to_dir(keys, _out_dir(out), frames, space, trunc, noise, None, batch, fps, True)
+        paths = model.interpolate_to_dir(keys, _out_dir(out), frames, space, trunc, noise, label, batch, fps, True)
     gif = [p for p in paths if p.suffix == ".gif"]
     extra = "" if gif else " (Pillow missing: frames written as PNG instead of a GIF)"
     typer.echo(f"wrote {len(paths)} files to {out}{extra}")
