@@ -87,6 +87,7 @@ def test_rerun_skips_unchanged_appends_new_and_replaces_changed(tmp_path, cohort
     out = tmp_path / "ds"
     first = prepare_dataset([src], out, demo_geom, workers=1, progress=False)
     assert len(first.prepared) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["errors.json", "manifest.json", "preview.png", "volumes.npy"]
     before = np.load(out / "volumes.npy").copy()
     stamp = (out / "volumes.npy").stat().st_mtime_ns, (out / "manifest.json").read_text()
     again = prepare_dataset([src], out, demo_geom, workers=1, progress=False)
@@ -115,6 +116,7 @@ def test_rerun_skips_unchanged_appends_new_and_replaces_changed(tmp_path, cohort
     swapped = prepare_dataset([src], out, demo_geom, workers=1, progress=False)
     np.testing.assert_array_equal(np.load(out / "volumes.npy"), rows[[2, 1, 0]])
     assert swapped.total == 3 and len(swapped.prepared) == 2
+    assert not (out / ".parts").exists()  # every finished run removes its resume cache
     assert [os.path.basename(d["source"]) for d in swapped.duplicates] == ["copy-of-000.nii.gz"]
     with pytest.raises(UserError, match="different settings"):
         prepare_dataset([src], out, Geometry.from_shape([16, 16, 16], 8.0), workers=1, progress=False)
@@ -137,9 +139,18 @@ def test_killed_run_resumes_without_redoing_finished_files(tmp_path, cohort, dem
         prepare_dataset(srcs, out, demo_geom, workers=1, progress=False)
     assert not (out / "volumes.npy").exists() and len(list((out / ".parts").glob("*.npy"))) == 2
     assert not [p for p in (out / ".parts").iterdir() if p.name.startswith(".")]  # no half-written part
+    (out / ".parts" / ".abc.npy.x1y2.npy").write_bytes(b"half")  # what a SIGKILL mid-write leaves
     calls.clear()
     report = prepare_dataset(srcs, out, demo_geom, workers=1, progress=False)
     assert len(calls) == 1 and len(report.resumed) == 2 and len(report.prepared) == 1 and report.total == 3
+    assert not (out / ".parts").exists()  # resumed, then the cache (and the stray temp file) removed
+
+
+def test_failed_run_removes_empty_parts_folder(tmp_path, demo_geom):
+    out = tmp_path / "ds"
+    report = prepare_dataset([tmp_path / "missing.nii.gz"], out, demo_geom, workers=1, progress=False)
+    assert report.total == 0 and len(report.errors) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["errors.json"]
 
 
 def test_parallel_workers_give_identical_dataset(tmp_path, cohort, demo_geom, dataset):

@@ -10,15 +10,18 @@ intensities to [0, 1] (percentiles of the non-zero voxels).
 Per dataset (:func:`prepare_dataset`): sources are hashed and prepared in parallel
 processes; each result is stored atomically in ``DATASET/.parts/`` so nothing finished is
 lost when a later file fails or the run is killed, then ``volumes.npy`` + ``manifest.json``
-are assembled atomically. Re-running skips unchanged files (by SHA-256) and appends new ones.
+are assembled atomically and ``.parts/`` is removed (a killed or failed run keeps it, and the
+next run resumes from it). Re-running skips unchanged files (by SHA-256) and appends new ones.
 Bad files never stop the job: each gives one line in the report and in ``errors.json``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing as mp
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -619,9 +622,22 @@ def prepare_dataset(
             [np.asarray(arr[i, 0], np.float32) for i in range(min(preview, len(arr)))],
             spacing=geom.spacing,
         )
+    _remove_parts(parts, keep=not records)
     report.total = len(records)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _remove_parts(parts: Path, keep: bool) -> None:
+    """Delete the ``.parts`` resume cache once the dataset holds its results (``volumes.npy`` and the
+    manifest are written; appending later reads rows from ``volumes.npy``), including temp files a
+    killed run left there. With ``keep`` (nothing was assembled) only an empty folder is removed.
+    A cache that cannot be removed is harmless, so errors are ignored."""
+    if keep:
+        with contextlib.suppress(OSError):
+            parts.rmdir()  # fails (and keeps it) when it holds parts
+    else:
+        shutil.rmtree(parts, ignore_errors=True)
 
 
 def _merge(records: list[dict[str, Any]], results: list[dict[str, Any]], report: PrepareReport) -> list[dict]:
