@@ -198,3 +198,64 @@ def test_minibatch_std_reacts_to_batch_diversity(tiny_cfg):
     diff = d.mbstd(x)
     assert same.shape == (4, 9, 5, 6, 7)
     assert same[:, -1].abs().max() < 1e-3 < diff[:, -1].mean()
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("up", [1, 2])
+@pytest.mark.parametrize("demod", [True, False])
+def test_gain_and_bias_folding_equals_explicit_ops(fused, up, demod):
+    """``modulated_conv(..., gain, bias)`` == ``gain * modulated_conv(...) + bias`` in every form."""
+    torch.manual_seed(4)
+    x = torch.randn(3, 6, 4, 5, 6, dtype=torch.float64)
+    weight = torch.randn(5, 6, 3, 3, 3, dtype=torch.float64)
+    styles = torch.randn(3, 6, dtype=torch.float64)
+    bias = torch.randn(5, dtype=torch.float64)
+    kern = fir_kernel([1, 3, 3, 1], 2.0).double()
+    plain = modulated_conv(x, weight, styles, demod, up=up, up_kernel=kern, fused=fused)
+    folded = modulated_conv(x, weight, styles, demod, up=up, up_kernel=kern, fused=fused, gain=1.7, bias=bias)
+    # demodulation factors are computed in float32 (as under autocast), hence the tolerance
+    torch.testing.assert_close(folded, 1.7 * plain + bias.reshape(1, 5, 1, 1, 1), rtol=1e-6, atol=1e-6)
+
+
+def _lrelu2(x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.leaky_relu(x, 0.2) * 2**0.5
+
+
+def test_equal_conv_and_d_block_fold_their_gains():
+    """EqualConv's folded gain/bias/in-place activation and the D block's folded residual scale give
+    the textbook ``lrelu(conv(x) + b) * sqrt(2)`` and ``(main + skip) / sqrt(2)``."""
+    from stylegan3d.nn.discriminator import DiscriminatorBlock
+
+    torch.manual_seed(5)
+    block = DiscriminatorBlock(4, 6, [1, 3, 3, 1], clamp=0.5).double()
+    for p in block.parameters():
+        p.data.normal_()
+    x = torch.randn(2, 4, 8, 8, 8, dtype=torch.float64)
+
+    def conv(layer: EqualConv, x: torch.Tensor) -> torch.Tensor:
+        w = layer.weight * layer.weight_gain
+        if layer.blur is not None:
+            x = fir_filter(x, fir_kernel([1, 3, 3, 1]).double(), layer.blur.pad)
+        y = torch.nn.functional.conv3d(x, w, stride=layer.down, padding=layer.padding)
+        return y + layer.bias.reshape(1, -1, 1, 1, 1) if layer.bias is not None else y
+
+    h = _lrelu2(conv(block.conv0, x)).clamp(-0.5, 0.5)
+    h = _lrelu2(conv(block.conv1, h)).clamp(-0.5, 0.5)
+    ref = (h + conv(block.skip, x)) / 2**0.5
+    torch.testing.assert_close(block(x), ref, rtol=1e-12, atol=1e-12)
+
+
+def test_synthesis_layer_in_place_ops_keep_double_backward():
+    """The in-place noise/bias/activation path still gives exact first and second derivatives."""
+    from stylegan3d.nn.generator import SynthesisLayer
+
+    torch.manual_seed(6)
+    layer = SynthesisLayer(3, 2, 4, (6, 6, 6), up=2, clamp=None).double()
+    layer.noise_strength.data.fill_(0.3)
+    layer.bias.data.normal_()
+    x = torch.randn(2, 3, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+    noise = torch.randn(1, 1, 6, 6, 6, dtype=torch.float64)
+    # w -> styles -> demodulation runs in float32 by design: check derivatives w.r.t. x in float64
+    assert torch.autograd.gradcheck(lambda x: layer(x, w.detach(), noise=noise), (x,))
+    assert torch.autograd.gradgradcheck(lambda x: layer(x, w.detach(), noise=noise), (x,))

@@ -23,12 +23,13 @@ class DiscriminatorBlock(nn.Module):
         super().__init__()
         self.conv0 = EqualConv(in_channels, in_channels, 3, activation=True, clamp=clamp)
         self.conv1 = EqualConv(in_channels, out_channels, 3, activation=True, down=2, filter_taps=taps, clamp=clamp)
-        self.skip = EqualConv(in_channels, out_channels, 1, bias=False, down=2, filter_taps=taps)
+        self.skip = EqualConv(
+            in_channels, out_channels, 1, bias=False, down=2, filter_taps=taps, out_gain=1.0 / math.sqrt(2.0)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.skip(x)
-        x = self.conv1(self.conv0(x))
-        return (x + y) * (1.0 / math.sqrt(2.0))
+        y = self.skip(x)  # already scaled by 1/sqrt(2) through its weights
+        return torch.add(y, self.conv1(self.conv0(x)), alpha=1.0 / math.sqrt(2.0))
 
 
 class MinibatchStd(nn.Module):

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from stylegan3d.config import ModelConfig
-from stylegan3d.nn.layers import EqualLinear, autocast_dtype, bias_act, normalize_2nd_moment
+from stylegan3d.nn.layers import SQRT2, EqualLinear, autocast_dtype, lrelu_clamp_, normalize_2nd_moment
 from stylegan3d.nn.modulated import ModulatedConv
 
 NOISE_MODES = ("random", "const", "none")
@@ -115,15 +115,17 @@ class SynthesisLayer(nn.Module):
         noise: torch.Tensor | None = None,
         fused: bool | None = None,
     ) -> torch.Tensor:
-        x = self.conv(x, w, fused=fused)
+        # lrelu(y) * sqrt(2) == lrelu(sqrt(2) * y): the activation gain is folded into the conv's
+        # demodulation, noise strength and bias, and the rest runs in place on the fresh conv output.
+        x = self.conv(x, w, fused=fused, gain=SQRT2, bias=self.bias * SQRT2)
         if noise is None:
             if noise_mode == "random":
                 noise = torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)
             elif noise_mode == "const":
                 noise = self.noise_const
         if noise is not None:
-            x = x + (noise * self.noise_strength).to(x.dtype)
-        return bias_act(x, self.bias, activation=True, clamp=self.clamp)
+            x = x.add_((noise * (self.noise_strength * SQRT2)).to(x.dtype))
+        return lrelu_clamp_(x, self.clamp)
 
 
 class ToRGB(nn.Module):
@@ -135,7 +137,7 @@ class ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
-        return bias_act(self.conv(x, w, fused=fused), self.bias, activation=False)
+        return self.conv(x, w, fused=fused, bias=self.bias)
 
 
 class SynthesisNetwork(nn.Module):

@@ -19,9 +19,9 @@ _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
 
-def conv_nd(x: torch.Tensor, weight: torch.Tensor, **kwargs) -> torch.Tensor:
+def conv_nd(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
     """``F.conv{1,2,3}d`` picked from ``x.ndim``."""
-    return _CONV[x.ndim - 2](x, weight, **kwargs)
+    return _CONV[x.ndim - 2](x, weight, bias, **kwargs)
 
 
 def conv_transpose_nd(x: torch.Tensor, weight: torch.Tensor, **kwargs) -> torch.Tensor:
@@ -188,6 +188,7 @@ class EqualConv(nn.Module):
         filter_taps: Sequence[float] = (1, 3, 3, 1),
         spatial_dims: int = 3,
         clamp: float | None = None,
+        out_gain: float = 1.0,
     ) -> None:
         super().__init__()
         shape = (out_channels, in_channels) + (kernel_size,) * spatial_dims
@@ -198,6 +199,7 @@ class EqualConv(nn.Module):
         self.down = down
         self.kernel_size = kernel_size
         self.clamp = clamp
+        self.out_gain = out_gain  # constant output scale folded into the weights (e.g. 1/sqrt(2) of a residual sum)
         if down > 1:
             p = (len(filter_taps) - down) + (kernel_size - 1)
             self.blur = Blur(filter_taps, pad=((p + 1) // 2, p // 2))
@@ -207,26 +209,31 @@ class EqualConv(nn.Module):
             self.padding = kernel_size // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = (self.weight * self.weight_gain).to(x.dtype)
+        # lrelu(y) * sqrt(2) == lrelu(sqrt(2) * y): the gain rides on the weights and bias, the bias
+        # is added by the convolution, and the activation runs in place (one pass over the output).
+        gain = self.out_gain * (SQRT2 if self.activation else 1.0)
+        w = (self.weight * (self.weight_gain * gain)).to(x.dtype)
+        b = (self.bias * gain).to(x.dtype) if self.bias is not None else None
         if self.blur is not None:
             x = self.blur(x)
-        x = conv_nd(x, w, stride=self.down, padding=self.padding)
-        return bias_act(x, self.bias, self.activation, self.clamp)
+        x = conv_nd(x, w, b, stride=self.down, padding=self.padding)
+        return lrelu_clamp_(x, self.clamp) if self.activation else _clamp_(x, self.clamp)
 
     def extra_repr(self) -> str:
         w = self.weight.shape
         return f"in={w[1]}, out={w[0]}, k={self.kernel_size}, down={self.down}, act={self.activation}"
 
 
-def bias_act(x: torch.Tensor, bias: torch.Tensor | None, activation: bool, clamp: float | None = None) -> torch.Tensor:
-    """Add a per-channel bias to ``[N, C, ...]``, then optional lrelu*sqrt(2) and clamp."""
-    if bias is not None:
-        x = x + bias.to(x.dtype).reshape([1, -1] + [1] * (x.ndim - 2))
-    if activation:
-        x = lrelu_gain(x)
-    if clamp is not None:
-        x = x.clamp(-clamp, clamp)
-    return x
+def lrelu_clamp_(x: torch.Tensor, clamp: float | None = None) -> torch.Tensor:
+    """In place: leaky ReLU(0.2) whose sqrt(2) gain the caller already applied, then optional clamp.
+
+    Only for a fresh tensor that autograd has not saved (e.g. a convolution's output).
+    """
+    return _clamp_(F.leaky_relu_(x, 0.2), clamp)
+
+
+def _clamp_(x: torch.Tensor, clamp: float | None) -> torch.Tensor:
+    return x.clamp_(-clamp, clamp) if clamp is not None else x
 
 
 def autocast_dtype(x: torch.Tensor) -> torch.dtype | None:

@@ -58,8 +58,14 @@ def modulated_conv(
     up: int = 1,
     up_kernel: torch.Tensor | Sequence[float] | None = None,
     fused: bool = True,
+    gain: float = 1.0,
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Apply a modulated (and optionally demodulated, 2x upsampling) convolution.
+
+    ``gain * conv(x) + bias`` is computed without extra passes over the output: the gain rides on
+    the demodulation factors (or styles), the bias goes into the convolution (fused) or is added in
+    the same pass as the demodulation (non-fused) or in place after the FIR (upsampling).
 
     Args:
         x: input ``[N, Cin, *spatial]``.
@@ -68,6 +74,8 @@ def modulated_conv(
         demodulate: normalise each output channel to unit expected variance.
         up: 1 or 2; with 2, stride-2 transposed conv then FIR ``up_kernel`` (1-D taps, tensor or floats).
         fused: grouped-conv form (True) or scale-conv-scale form (False).
+        gain: output scale (e.g. the sqrt(2) of a following leaky ReLU, which is positive-homogeneous).
+        bias: per-output-channel bias ``[Cout]`` added after the gain.
 
     Returns:
         ``[N, Cout, *spatial * up]``.
@@ -77,10 +85,15 @@ def modulated_conv(
     k = weight.shape[2]
     nd = x.ndim - 2
     cl = _channels_last(x)
-    dcoefs = demod_coefficients(weight, styles) if demodulate else None
+    if demodulate:
+        dcoefs = demod_coefficients(weight, styles) * gain
+    else:
+        dcoefs = None
+        styles = styles * gain if gain != 1.0 else styles
     pad = up_padding(len(up_kernel), k, up) if up > 1 else None
     if k == 1 and up == 1:
-        return _modulated_pointwise(x, weight, styles, dcoefs, cl)
+        y = _modulated_pointwise(x, weight, styles, dcoefs, cl)
+        return y if bias is None else y.add_(_channel_view(bias, y))
     if fused:
         w = weight.unsqueeze(0) * styles.reshape(n, 1, cin, *([1] * nd)).to(weight.dtype)
         if dcoefs is not None:
@@ -90,7 +103,9 @@ def modulated_conv(
             wt = w.transpose(1, 2).reshape(n * cin, cout, *w.shape[3:])
             y = conv_transpose_nd(xg, wt.to(x.dtype), stride=up, groups=n)
         else:
-            y = conv_nd(xg, w.reshape(n * cout, cin, *w.shape[3:]).to(x.dtype), padding=k // 2, groups=n)
+            b = bias.to(x.dtype).repeat(n) if bias is not None else None
+            y = conv_nd(xg, w.reshape(n * cout, cin, *w.shape[3:]).to(x.dtype), b, padding=k // 2, groups=n)
+            bias = None
         y = y.reshape(n, cout, *y.shape[2:])
         y = _keep_format(y, cl)
     else:
@@ -100,10 +115,19 @@ def modulated_conv(
         else:
             y = conv_nd(x, weight.to(x.dtype), padding=k // 2)
         if dcoefs is not None:
-            y = y * dcoefs.reshape(n, cout, *([1] * nd)).to(y.dtype)
+            scale = dcoefs.reshape(n, cout, *([1] * nd)).to(y.dtype)
+            if bias is not None and up == 1:
+                y, bias = torch.addcmul(_channel_view(bias, y), y, scale), None
+            else:
+                y = y * scale
     if up > 1:
         y = fir_filter(y, up_kernel, pad)
-    return y
+    return y if bias is None else y.add_(_channel_view(bias, y))
+
+
+def _channel_view(bias: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``[C]`` -> ``[1, C, 1, ...]`` in ``like``'s dtype, to broadcast over ``[N, C, *spatial]``."""
+    return bias.to(like.dtype).reshape([1, -1] + [1] * (like.ndim - 2))
 
 
 def _modulated_pointwise(
@@ -158,7 +182,15 @@ class ModulatedConv(nn.Module):
             self.up_kernel = None
             self.up_taps = None
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        w: torch.Tensor,
+        fused: bool | None = None,
+        gain: float = 1.0,
+        bias: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``[N, Cin, *S]``, ``w [N, w_dim]`` -> ``gain * modconv(x) + bias``, ``[N, Cout, *S * up]``."""
         styles = self.affine(w.float())
         if fused is None:
             fused = self.fused if self.fused is not None else not (x.is_cuda and self.training)
@@ -170,6 +202,8 @@ class ModulatedConv(nn.Module):
             up=self.up,
             up_kernel=self.up_taps if x.device.type == "cpu" else self.up_kernel,
             fused=fused,
+            gain=gain,
+            bias=bias,
         )
 
     def extra_repr(self) -> str:
