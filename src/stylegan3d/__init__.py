@@ -1,5 +1,14 @@
 """stylegan3d: style-based generative modelling of 3D medical volumes in pure PyTorch."""
 
+import os as _os
+import sys as _sys
+
+if "torch" not in _sys.modules:
+    # Transparent huge pages for PyTorch's large CPU allocations (read once, when torch loads): 3D
+    # activations are hundreds of MB, and faulting them in 4 KiB pages cost 20-30 % of a CPU step here
+    # (docs/benchmarks.md). Set THP_MEM_ALLOC_ENABLE=0 to opt out.
+    _os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
 from stylegan3d.config import Config, ModelConfig, TrainConfig, apply_overrides, list_presets, load_preset
 from stylegan3d.errors import CheckpointError, DataError, UserError
 

@@ -129,14 +129,18 @@ def fir_axis(x: torch.Tensor, taps: Sequence[float], dim: int, pad0: int, pad1: 
     shape = list(x.shape)
     shape[dim] = n_out
     spans = [(max(0, pad0 - t), min(n_out, length + pad0 - t)) for t in range(len(taps))]
-    full = next((t for t, (lo, hi) in enumerate(spans) if lo == 0 and hi == n_out and taps[t] != 0.0), None)
-    if full is None:
-        out = _same_format_empty_like(x, shape).zero_()
-    else:
-        out = _same_format_empty_like(x, shape)
-        torch.mul(x.narrow(dim, full - pad0, n_out), taps[full], out=out)
-    for t, (lo, hi) in enumerate(spans):
-        if t != full and hi > lo and taps[t] != 0.0:
+    live = [t for t, (lo, hi) in enumerate(spans) if hi > lo and taps[t] != 0.0]
+    out = _same_format_empty_like(x, shape)
+    if not live:
+        return out.zero_()
+    full = max(live, key=lambda t: spans[t][1] - spans[t][0])  # written, not accumulated: no zero fill
+    lo, hi = spans[full]
+    torch.mul(x.narrow(dim, lo + full - pad0, hi - lo), taps[full], out=out.narrow(dim, lo, hi - lo))
+    out.narrow(dim, 0, lo).zero_()  # only the border slabs that tap does not reach
+    out.narrow(dim, hi, n_out - hi).zero_()
+    for t in live:
+        if t != full:
+            lo, hi = spans[t]
             out.narrow(dim, lo, hi - lo).add_(x.narrow(dim, lo + t - pad0, hi - lo), alpha=taps[t])
     return out
 

@@ -193,7 +193,13 @@ class ModulatedConv(nn.Module):
         """``[N, Cin, *S]``, ``w [N, w_dim]`` -> ``gain * modconv(x) + bias``, ``[N, Cout, *S * up]``."""
         styles = self.affine(w.float())
         if fused is None:
-            fused = self.fused if self.fused is not None else not (x.is_cuda and self.training)
+            fused = self.fused
+        if fused is None:
+            # CUDA: the reference's choice (grouped conv except in training). CPU, measured in
+            # docs/benchmarks.md: grouped only without autograd, since with it the grouped form always
+            # computes a per-sample weight gradient (the projector, whose weights are frozen, runs 1.6x
+            # faster non-fused; training steps take the same time either way).
+            fused = not self.training if x.is_cuda else not torch.is_grad_enabled()
         return modulated_conv(
             x,
             self.weight * self.weight_gain,
