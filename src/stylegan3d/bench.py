@@ -18,7 +18,11 @@ For each preset and each *variant* (precision, fused/non-fused modulated conv, c
   ``reference_calls`` is the time in units of one reference call (load-independent cost, comparable
   between variants that share the reference: same preset, precision and memory format);
 * ``loader`` — the prepared dataset read as the training loop reads it (samples/s), compared with
-  the training throughput.
+  the training throughput;
+* ``kernels`` (not in the default parts) — the choices behind the networks' kernels, on the peak
+  conv's shape: dense ``conv3d`` forward in every precision x memory format the device offers (GFLOP/s);
+  the separable FIR as shifted-slice sums vs depthwise convs; ToRGB as a batched matmul vs a grouped
+  1x1x1 conv (seconds).
 
 Timings: the first call of each measurement (the warm-up) runs under
 ``torch.utils.flop_counter.FlopCounterMode`` (eagerly) and is not timed; with ``torch.compile`` the
@@ -54,7 +58,8 @@ from stylegan3d.config import Config, apply_overrides, load_preset
 from stylegan3d.errors import UserError
 
 SCHEMA = "stylegan3d-bench/1"
-PARTS = ("g_forward", "train_step", "projection", "loader")
+DEFAULT_PARTS = ("g_forward", "train_step", "projection", "loader")
+PARTS = (*DEFAULT_PARTS, "kernels")
 COMPARE_AXES = {
     "precision": ("fp32", "bf16"),
     "fused": ("fused", "nonfused"),
@@ -90,7 +95,7 @@ class BenchSettings:
     batch: int = 2
     device: str = "auto"
     variants: list[Variant] = field(default_factory=lambda: [Variant()])
-    parts: list[str] = field(default_factory=lambda: list(PARTS))
+    parts: list[str] = field(default_factory=lambda: list(DEFAULT_PARTS))
     repeats: int = 3
     warmup: int = 1
     peak_voxels: int = 1 << 18
@@ -613,9 +618,7 @@ def bench_peak_conv(
     from stylegan3d.train.loop import autocast_context
 
     width = max(cfg.model.stage_widths("g"))
-    shape = list(cfg.model.resolution)
-    while settings.batch * math.prod(shape) > settings.peak_voxels and min(shape) >= 4:
-        shape = [s // 2 for s in shape]
+    shape = _peak_shape(cfg, settings)
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(settings.batch, width, *shape, generator=gen).to(device)
     w = (torch.randn(width, width, 3, 3, 3, generator=gen) / math.sqrt(27 * width)).to(device)
@@ -662,6 +665,80 @@ def bench_loader(cfg: Config, settings: BenchSettings, device: torch.device, tmp
     r.update(dataset=str(settings.data) if settings.data else "temporary random float16 dataset", volumes=len(ds))
     r["samples_per_s"] = settings.batch / r["seconds"]
     return r
+
+
+def _peak_shape(cfg: Config, settings: BenchSettings) -> list[int]:
+    """The top resolution, halved until ``batch x voxels <= peak_voxels`` (the peak conv's spatial shape)."""
+    shape = list(cfg.model.resolution)
+    while settings.batch * math.prod(shape) > settings.peak_voxels and min(shape) >= 4:
+        shape = [s // 2 for s in shape]
+    return shape
+
+
+def bench_kernels(cfg: Config, settings: BenchSettings, device: torch.device) -> dict[str, Any]:
+    """Kernel micro-benchmarks behind the networks' choices (see the module doc), at the G's top width."""
+    from stylegan3d.nn.layers import fir_filter, fir_kernel
+    from stylegan3d.nn.modulated import modulated_conv
+
+    width = max(cfg.model.stage_widths("g"))
+    shape = _peak_shape(cfg, settings)
+    n = settings.batch
+    gen = torch.Generator().manual_seed(4)
+    x32 = torch.randn(n, width, *shape, generator=gen).to(device)
+    w32 = (torch.randn(width, width, 3, 3, 3, generator=gen) / math.sqrt(27 * width)).to(device)
+    flops = conv3d_flops(n, width, width, 3, shape)
+    out: dict[str, Any] = {"shape": [n, width, *shape], "conv3d": []}
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    if device.type == "cuda":
+        dtypes["fp16"] = torch.float16
+    for name, dtype in dtypes.items():
+        for cl in (False, True):
+            x, w = x32.to(dtype), w32.to(dtype)
+            if cl:
+                x = x.contiguous(memory_format=torch.channels_last_3d)
+
+            def conv(x=x, w=w) -> None:
+                with torch.no_grad():
+                    F.conv3d(x, w, padding=1)
+
+            r = measure(conv, device, settings.repeats, settings.warmup, flops=False)
+            out["conv3d"].append(
+                {"dtype": name, "channels_last": cl, "seconds": r["seconds"], "flop_per_s": flops / r["seconds"]}
+            )
+    taps = fir_kernel([1, 3, 3, 1], 2.0)
+    pad = (2, 1)  # the upsampling layers' padding
+
+    def fir_depthwise() -> None:
+        y = F.pad(x32, [pad[0], pad[1]] * 3)
+        k = taps.flip(0).to(device)
+        for axis in range(3):
+            view = [1, 1, 1, 1, 1]
+            view[2 + axis] = len(taps)
+            y = F.conv3d(y, k.reshape(view).expand(width, *view[1:]), groups=width)
+
+    def fir_slices() -> None:
+        fir_filter(x32, taps.tolist() if device.type == "cpu" else taps, pad)
+
+    out["fir"] = {
+        "depthwise_conv_s": measure(fir_depthwise, device, settings.repeats, settings.warmup, flops=False)["seconds"],
+        "used_s": measure(fir_slices, device, settings.repeats, settings.warmup, flops=False)["seconds"],
+        "used": "shifted-slice sums" if device.type == "cpu" else "depthwise conv",
+    }
+    w_rgb = torch.randn(cfg.model.channels, width, 1, 1, 1, generator=gen).to(device)
+    styles = torch.randn(n, width, generator=gen).to(device)
+
+    def torgb_matmul() -> None:
+        modulated_conv(x32, w_rgb, styles, demodulate=False)
+
+    def torgb_grouped() -> None:
+        ww = (w_rgb.unsqueeze(0) * styles.reshape(n, 1, width, 1, 1, 1)).reshape(-1, width, 1, 1, 1)
+        F.conv3d(x32.reshape(1, n * width, *shape), ww, groups=n)
+
+    out["torgb"] = {
+        "matmul_s": measure(torgb_matmul, device, settings.repeats, settings.warmup, flops=False)["seconds"],
+        "grouped_conv_s": measure(torgb_grouped, device, settings.repeats, settings.warmup, flops=False)["seconds"],
+    }
+    return out
 
 
 def _safe(fn: Callable[[], dict], errors: list[str], what: str) -> dict | None:
@@ -776,7 +853,14 @@ def _run(settings: BenchSettings, device: torch.device, progress: bool) -> dict[
                 "runs": [],
             }
             cache: dict = {}
-            for v in settings.variants:
+            if "kernels" in settings.parts:
+                bar.update(task, description=f"{name} kernels")
+                entry["kernel_errors"] = []
+                entry["kernels"] = _safe(
+                    lambda cfg=cfg: bench_kernels(cfg, settings, device), entry["kernel_errors"], "kernels"
+                )
+            runs = [] if settings.parts == ["kernels"] else settings.variants
+            for v in runs:
                 bar.update(task, description=f"{name} {v.precision} {v.fused} compile={v.compile}")
                 entry["runs"].append(bench_variant(cfg, v, settings, device, Path(tmpdir), cache))
                 if device.type == "cuda":

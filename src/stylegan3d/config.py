@@ -138,6 +138,7 @@ class TrainConfig:
     precision: str = "auto"
     """``bf16``, ``fp16`` (CUDA, with grad scaling), ``fp32`` or ``auto`` (bf16 where supported)."""
     channels_last: bool = True
+    """channels_last_3d memory format with bf16/fp16, and in fp32 on CPU (faster conv3d)."""
     checkpointing: bool = False
     snap_ticks: int = 10
     tick_kimg: float = 1.0

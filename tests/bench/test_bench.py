@@ -200,3 +200,26 @@ def test_channels_last_variant_is_applied_in_fp32(tmp_path):
     assert [r["resolved"]["channels_last"] for r in runs] == [False, True]
     assert runs[0]["g_forward"]["flops"] == runs[1]["g_forward"]["flops"] > 0
     assert "train_step" not in runs[0] and "loader" not in json.loads(out.read_text())["results"][0]
+
+
+def test_kernels_part_measures_every_precision_and_form(tmp_path, capsys):
+    """``--parts kernels`` alone: conv3d per dtype x memory format on the peak conv's shape, the FIR and
+    ToRGB forms, no per-variant runs; GFLOP/s follow from the analytic FLOPs and the median time."""
+    out = tmp_path / "k.json"
+    args = ["bench", *TINY, "--batch", "1", "--parts", "kernels", "--repeats", "1", "--threads", "1"]
+    main(args + ["--no-progress", "--json", str(out)])
+    entry = json.loads(out.read_text())["results"][0]
+    assert entry["runs"] == [] and entry["kernel_errors"] == []
+    k = entry["kernels"]
+    assert k["shape"] == [1, 8, 10, 12, 14]
+    assert [(c["dtype"], c["channels_last"]) for c in k["conv3d"]] == [
+        ("fp32", False),
+        ("fp32", True),
+        ("bf16", False),
+        ("bf16", True),
+    ]
+    flops = conv3d_flops(1, 8, 8, 3, [10, 12, 14])
+    for c in k["conv3d"]:
+        assert c["flop_per_s"] == pytest.approx(flops / c["seconds"])
+    assert min(k["fir"]["used_s"], k["fir"]["depthwise_conv_s"], *k["torgb"].values()) > 0
+    assert "conv3d [1, 8, 10, 12, 14] GFLOP/s: fp32" in capsys.readouterr().out

@@ -58,6 +58,19 @@ def print_summary(report: dict) -> None:
                 f"{e['preset']}: loader {loader['samples_per_s']:.3g} samples/s"
                 + (f" = {ratio:.3g}x the fastest training step" if ratio else "")
             )
+        kern = e.get("kernels")
+        if kern:
+            convs = ", ".join(
+                f"{c['dtype']}{' CL' if c['channels_last'] else ''} {c['flop_per_s'] / 1e9:.3g}" for c in kern["conv3d"]
+            )
+            console.print(f"{e['preset']}: conv3d {kern['shape']} GFLOP/s: {convs}")
+            console.print(
+                f"{e['preset']}: FIR {kern['fir']['used']} {kern['fir']['used_s']:.3g} s vs depthwise conv "
+                f"{kern['fir']['depthwise_conv_s']:.3g} s; ToRGB matmul {kern['torgb']['matmul_s']:.3g} s vs "
+                f"grouped conv {kern['torgb']['grouped_conv_s']:.3g} s"
+            )
+        for err in e.get("kernel_errors", []):
+            console.print(f"{e['preset']} kernels: [red]failed[/red] {err}")
         for run in e["runs"]:
             for err in run["errors"]:
                 console.print(f"{e['preset']} {run['variant']}: [red]failed[/red] {err}")
@@ -84,7 +97,11 @@ def bench(
         ),
     ] = None,
     parts: Annotated[
-        str, typer.Option(help="Comma list of g_forward, train_step, projection, loader.")
+        str,
+        typer.Option(
+            help="Comma list of g_forward, train_step, projection, loader and kernels (conv3d per precision "
+            "and memory format, FIR and ToRGB forms; not in the default)."
+        ),
     ] = "g_forward,train_step,projection,loader",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     repeats: Annotated[int, typer.Option(help="Timed calls per measurement (the median is reported).")] = 3,
