@@ -276,14 +276,20 @@ def measure(
     compiled: bool = False,
     flops: bool = True,
     reference: Reference | None = None,
+    count_in: Callable[[], contextlib.AbstractContextManager] | None = None,
 ) -> dict[str, Any]:
     """Time ``fn`` (median of ``repeats``), after a FLOP-counting warm-up call; see the module doc.
 
     With a ``reference``, it is timed once after each timed call of ``fn`` and ``peak_fraction``
     compares the two FLOP rates measured side by side (the machine's load changes over minutes).
+    With ``count_in``, FLOPs are counted in an extra call inside that context (see :func:`_count_nonfused`).
     """
     out: dict[str, Any] = {}
-    if flops:
+    if flops and count_in is not None:
+        with count_in():
+            out["flops"] = count_flops(fn)
+        fn()
+    elif flops:
         out["flops"] = count_flops(fn)
     else:
         fn()
@@ -497,6 +503,34 @@ def build_trainer(cfg: Config, v: Variant, device: torch.device, out_dir: Path):
     return trainer
 
 
+def _fused_under_grad(trainer, v: Variant) -> bool:
+    """Whether G's modulated convs run grouped while autograd records them (see :func:`_count_nonfused`)."""
+    return v.fused == "fused" or (v.fused == "auto" and trainer.device.type == "cuda")
+
+
+def _count_nonfused(trainer) -> Callable[[], contextlib.AbstractContextManager]:
+    """A context that runs G's modulated convs non-fused, for counting FLOPs.
+
+    ``FlopCounterMode`` (torch 2.13) counts a grouped conv's weight gradient once per group, i.e. N
+    times too often in the fused form; both forms do the same arithmetic, so the non-fused count is
+    the model's FLOP count for either.
+    """
+
+    @contextlib.contextmanager
+    def ctx() -> Iterator[None]:
+        nets = (trainer.G.synthesis, trainer.G_ema.synthesis)
+        saved = [n.fused for n in nets]
+        for n in nets:
+            n.fused = False
+        try:
+            yield
+        finally:
+            for n, f in zip(nets, saved, strict=True):
+                n.fused = f
+
+    return ctx
+
+
 def bench_g_forward(trainer, settings: BenchSettings, v: Variant, reference: Reference | None = None) -> dict:
     """``G_ema(z)`` with random noise under ``no_grad`` and the training precision."""
     from stylegan3d.train.loop import autocast_context
@@ -525,16 +559,28 @@ def bench_train_step(trainer, settings: BenchSettings, v: Variant, reference: Re
     if t.r1_gamma > 0:
         kinds["r1"] = (_NEVER, 1)
     parts: dict[str, dict[str, Any]] = {}
+    count_in = _count_nonfused(trainer) if _fused_under_grad(trainer, v) else None
     for kind, (pl, r1) in kinds.items():
         with _intervals(trainer, pl, r1):
             if v.compile and kind != "main":
                 with _eager():  # compiled graphs have no double backward: regularisers run eagerly
                     parts[kind] = measure(
-                        trainer.train_step, dev, settings.repeats, settings.warmup, reference=reference
+                        trainer.train_step,
+                        dev,
+                        settings.repeats,
+                        settings.warmup,
+                        reference=reference,
+                        count_in=count_in,
                     )
             else:
                 parts[kind] = measure(
-                    trainer.train_step, dev, settings.repeats, settings.warmup, compiled=v.compile, reference=reference
+                    trainer.train_step,
+                    dev,
+                    settings.repeats,
+                    settings.warmup,
+                    compiled=v.compile,
+                    reference=reference,
+                    count_in=count_in,
                 )
     if v.compile:  # the eager main step, so that the regularisers' extra cost is eager minus eager
         with _intervals(trainer, _NEVER, _NEVER), _eager():
@@ -603,7 +649,10 @@ def bench_projection(trainer, settings: BenchSettings, v: Variant, reference: Re
         opt.step()
         renormalize_noise_(noise)
 
-    r = measure(step, dev, settings.repeats, settings.warmup, compiled=v.compile, reference=reference)
+    count_in = _count_nonfused(trainer) if _fused_under_grad(trainer, v) else None
+    r = measure(
+        step, dev, settings.repeats, settings.warmup, compiled=v.compile, reference=reference, count_in=count_in
+    )
     r["batch"] = 1
     return r
 

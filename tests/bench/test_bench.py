@@ -223,3 +223,24 @@ def test_kernels_part_measures_every_precision_and_form(tmp_path, capsys):
         assert c["flop_per_s"] == pytest.approx(flops / c["seconds"])
     assert min(k["fir"]["used_s"], k["fir"]["depthwise_conv_s"], *k["torgb"].values()) > 0
     assert "conv3d [1, 8, 10, 12, 14] GFLOP/s: fp32" in capsys.readouterr().out
+
+
+def test_fused_and_nonfused_count_the_same_flops(report):
+    """Both modconv forms do the same arithmetic; torch's counter over-counts grouped-conv weight
+    gradients (once per group), so the bench counts the fused form's FLOPs on the non-fused form."""
+    fused, nonfused = report["results"][0]["runs"]
+    assert fused["resolved"]["fused"] == "fused" and nonfused["resolved"]["fused"] == "nonfused"
+    for kind in ("main", "pl", "r1"):  # (augmentation's 4x4 matrix products vary with the step: tens of FLOPs)
+        f, nf = (r["train_step"]["steps"][kind]["flops"] for r in (fused, nonfused))
+        assert f == pytest.approx(nf, rel=1e-6)
+    assert fused["projection"]["flops"] == nonfused["projection"]["flops"]
+
+
+def test_flop_counter_overcounts_grouped_weight_gradients():
+    """The torch behaviour the bench works around (if torch fixes it, the workaround is harmless)."""
+    n, c = 4, 3
+    x = torch.randn(1, n * c, 5, 5, 5)
+    w = torch.randn(n * c, c, 3, 3, 3, requires_grad=True)
+    fwd = conv3d_flops(n, c, c, 3, [5, 5, 5])
+    counted = count_flops(lambda: F.conv3d(x, w, padding=1, groups=n).sum().backward())
+    assert counted in (2 * fwd, (1 + n) * fwd)
