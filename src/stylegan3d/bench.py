@@ -497,9 +497,10 @@ def build_trainer(cfg: Config, v: Variant, device: torch.device, out_dir: Path):
             net.set_channels_last(on)
         trainer.D.channels_last = on
     if v.compile:
-        trainer.G.synthesis.compile()
-        trainer.G_ema.synthesis.compile()
-        trainer.D.compile()
+        # static shapes: the step's calls differ in batch (PL uses half), and inductor (torch 2.13) fails to
+        # lower conv3d backward with symbolic sizes
+        for net in (trainer.G.synthesis, trainer.G_ema.synthesis, trainer.D):
+            net.compile(dynamic=False)
     return trainer
 
 
