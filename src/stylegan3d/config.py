@@ -29,8 +29,8 @@ class GConfig:
     mapping_lr_mul: float = 0.01
     w_avg_beta: float = 0.995
     fused_modconv: str = "auto"
-    """``fused`` (grouped conv), ``nonfused`` (scale-conv-scale) or ``auto`` (CPU: grouped only without
-    autograd; CUDA: grouped except in training)."""
+    """``fused`` (grouped conv), ``nonfused`` (scale-conv-scale) or ``auto`` (CPU: non-fused; CUDA:
+    grouped except in training)."""
     up_filter: list[float] = field(default_factory=lambda: [1.0, 3.0, 3.0, 1.0])
     up_filter_gain: str = "unit"
     """``unit``: DC gain 1 (2**dims, correct in 3D); ``reference``: the 2D gain 4 of the
