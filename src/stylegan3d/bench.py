@@ -359,6 +359,8 @@ def machine_info(device: torch.device) -> dict[str, Any]:
         "memory_bytes": (_meminfo_total() or 0),
         "loadavg": list(os.getloadavg()),
         "device": str(device),
+        "thp_mem_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE"),
+        "transparent_hugepage": _read_text("/sys/kernel/mm/transparent_hugepage/enabled"),
     }
     if device.type == "cuda":
         p = torch.cuda.get_device_properties(device)
@@ -370,6 +372,13 @@ def machine_info(device: torch.device) -> dict[str, Any]:
             cudnn=torch.backends.cudnn.version(),
         )
     return info
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
 
 
 def _meminfo_total() -> int | None:
