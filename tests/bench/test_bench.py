@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import statistics
 
 import pytest
@@ -48,8 +49,6 @@ def test_report_schema_and_environment(report):
     assert m["device"] == "cpu" and m["torch_threads"] == 1
     assert m["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert len(m["loadavg"]) == 3 and len(m["loadavg_end"]) == 3
-    import os
-
     assert m["thp_mem_alloc"] == os.environ.get("THP_MEM_ALLOC_ENABLE")  # stylegan3d sets "1" unless given
     assert report["versions"]["torch"] == torch.__version__
     assert report["settings"]["flop_counter"] == "torch.utils.flop_counter.FlopCounterMode"
