@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint venv clean docs
+.PHONY: demo test test-slow bench lint venv clean docs
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +22,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check --no-cache src tests examples
 	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/stylegan3d bench --preset demo --preset 4mm-f64 --json bench.json
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
