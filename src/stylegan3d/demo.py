@@ -18,6 +18,7 @@ import numpy as np
 
 from stylegan3d.errors import UserError
 from stylegan3d.fileio import atomic_write_json, atomic_write_text
+from stylegan3d.viz import save_figure
 
 
 @dataclass
@@ -74,9 +75,7 @@ def _loss_curves(stats_file: Path, out: Path) -> Path | None:
     ax[1].set_title("D scores and ADA p")
     ax[1].legend()
     fig.tight_layout()
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
+    return save_figure(out, fig, dpi=90)
 
 
 def run_demo(out: Path, cfg: DemoConfig | None = None) -> Path:

@@ -38,7 +38,8 @@ from typing import Any
 
 from stylegan3d.config import Config, apply_overrides, load_preset
 from stylegan3d.errors import UserError
-from stylegan3d.fileio import atomic_path, atomic_write_json, atomic_write_text
+from stylegan3d.fileio import atomic_write_json, atomic_write_text
+from stylegan3d.viz import save_figure
 
 FORMAT = "stylegan3d-study"
 VERSION = 1
@@ -672,8 +673,4 @@ def plot_study(doc: dict, path: Path) -> Path:
                 ax.legend(fontsize=7)
     fig.suptitle(f"Network-size study on {Path(doc['settings']['data']).name} ({doc['settings']['base']})")
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
-    path = Path(path)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(path, fig, dpi=110)

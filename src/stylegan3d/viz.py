@@ -86,6 +86,18 @@ def save_png(path: str | Path, image: np.ndarray, vmin: float = 0.0, vmax: float
     return Path(path)
 
 
+def save_figure(path: str | Path, fig, dpi: int = 100) -> Path:
+    """Write a matplotlib figure as a PNG (atomic write), and close it even if writing fails."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
 def display_scale(shape: Sequence[int], target: int = 256) -> int:
     """Integer pixel enlargement so a picture of ``shape`` is roughly ``target`` pixels tall."""
     return max(1, int(round(target / max(shape))))

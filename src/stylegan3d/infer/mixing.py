@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from stylegan3d.fileio import atomic_path
-from stylegan3d.viz import display_scale, grid, save_png, triplanar_strip
+from stylegan3d.viz import display_scale, grid, save_figure, save_png, triplanar, triplanar_strip
 
 
 def mix_ws(row: torch.Tensor, cols: torch.Tensor, styles: Sequence[int]) -> torch.Tensor:
@@ -83,8 +83,6 @@ def save_comparison(
 
     The error row has its own colour scale (with a colour bar); with a mask, the error is shown inside it only.
     """
-    from stylegan3d.viz import triplanar
-
     err = np.abs(np.asarray(reconstruction[0], np.float32) - np.asarray(target[0], np.float32))
     if mask is not None:
         err = err * mask
@@ -108,12 +106,7 @@ def save_comparison(
                 ax.set_ylabel(label, fontsize=9)
         if r == 2:
             fig.colorbar(im, ax=axes[r].tolist(), shrink=0.8)
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
-    finally:
-        plt.close(fig)
-    return Path(path)
+    return save_figure(path, fig)
 
 
 def _pyplot():
@@ -142,12 +135,7 @@ def save_loss_curve(path: str | os.PathLike, history: dict[str, list[float]]) ->
     ax_lr.set_ylabel("lr")
     ax_lr.set_xlabel("step")
     fig.tight_layout()
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
-    finally:
-        plt.close(fig)
-    return Path(path)
+    return save_figure(path, fig)
 
 
 def pillow_available() -> bool:
