@@ -5,7 +5,7 @@ import sys as _sys
 
 if "torch" not in _sys.modules:
     # Transparent huge pages for PyTorch's large CPU allocations (read once, when torch loads): 3D
-    # activations are hundreds of MB, and faulting them in 4 KiB pages cost 20-30 % of a CPU step here
+    # activations are hundreds of MB, and faulting them in 4 KiB pages made a CPU training step 1.2x slower
     # (docs/benchmarks.md). Set THP_MEM_ALLOC_ENABLE=0 to opt out.
     _os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 

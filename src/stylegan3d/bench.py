@@ -500,11 +500,8 @@ def build_trainer(cfg: Config, v: Variant, device: torch.device, out_dir: Path):
 
     data = RandomVolumes(cfg, n=max(2 * cfg.train.batch, 4))
     trainer = Trainer(cfg, data, out_dir, device=str(device), progress=False)
-    if v.channels_last != "auto":  # the trainer itself keeps fp32 contiguous: force the variant's choice
-        on = v.channels_last == "on"
-        for net in (trainer.G, trainer.G_ema):
-            net.set_channels_last(on)
-        trainer.D.channels_last = on
+    if v.channels_last != "auto":  # the variant's choice over the trainer's (which depends on precision and device)
+        trainer.set_channels_last(v.channels_last == "on")
     if v.compile:
         # static shapes: the step's calls differ in batch (PL uses half), and inductor (torch 2.13) fails to
         # lower conv3d backward with symbolic sizes
@@ -513,18 +510,16 @@ def build_trainer(cfg: Config, v: Variant, device: torch.device, out_dir: Path):
     return trainer
 
 
-def _fused_under_grad(trainer, v: Variant) -> bool:
-    """Whether G's modulated convs run grouped while autograd records them (see :func:`_count_nonfused`)."""
-    return v.fused == "fused" or (v.fused == "auto" and trainer.device.type == "cuda")
-
-
-def _count_nonfused(trainer) -> Callable[[], contextlib.AbstractContextManager]:
-    """A context that runs G's modulated convs non-fused, for counting FLOPs.
+def _count_nonfused(trainer, v: Variant) -> Callable[[], contextlib.AbstractContextManager] | None:
+    """A context that runs G's modulated convs non-fused, for counting FLOPs; None when the variant
+    never runs them grouped under autograd.
 
     ``FlopCounterMode`` (torch 2.13) counts a grouped conv's weight gradient once per group, i.e. N
     times too often in the fused form; both forms do the same arithmetic, so the non-fused count is
     the model's FLOP count for either.
     """
+    if not (v.fused == "fused" or (v.fused == "auto" and trainer.device.type == "cuda")):
+        return None
 
     @contextlib.contextmanager
     def ctx() -> Iterator[None]:
@@ -569,7 +564,7 @@ def bench_train_step(trainer, settings: BenchSettings, v: Variant, reference: Re
     if t.r1_gamma > 0:
         kinds["r1"] = (_NEVER, 1)
     parts: dict[str, dict[str, Any]] = {}
-    count_in = _count_nonfused(trainer) if _fused_under_grad(trainer, v) else None
+    count_in = _count_nonfused(trainer, v)
     for kind, (pl, r1) in kinds.items():
         with _intervals(trainer, pl, r1):
             if v.compile and kind != "main":
@@ -659,7 +654,7 @@ def bench_projection(trainer, settings: BenchSettings, v: Variant, reference: Re
         opt.step()
         renormalize_noise_(noise)
 
-    count_in = _count_nonfused(trainer) if _fused_under_grad(trainer, v) else None
+    count_in = _count_nonfused(trainer, v)
     r = measure(
         step, dev, settings.repeats, settings.warmup, compiled=v.compile, reference=reference, count_in=count_in
     )
@@ -736,7 +731,7 @@ def _peak_shape(cfg: Config, settings: BenchSettings) -> list[int]:
 
 def bench_kernels(cfg: Config, settings: BenchSettings, device: torch.device) -> dict[str, Any]:
     """Kernel micro-benchmarks behind the networks' choices (see the module doc), at the G's top width."""
-    from stylegan3d.nn.layers import fir_filter, fir_kernel
+    from stylegan3d.nn.layers import fir_filter, fir_filter_depthwise, fir_kernel
     from stylegan3d.nn.modulated import modulated_conv
 
     width = max(cfg.model.stage_widths("g"))
@@ -747,6 +742,10 @@ def bench_kernels(cfg: Config, settings: BenchSettings, device: torch.device) ->
     w32 = (torch.randn(width, width, 3, 3, 3, generator=gen) / math.sqrt(27 * width)).to(device)
     flops = conv3d_flops(n, width, width, 3, shape)
     out: dict[str, Any] = {"shape": [n, width, *shape], "conv3d": []}
+
+    def seconds(fn: Callable[[], Any]) -> float:
+        return measure(fn, device, settings.repeats, settings.warmup, flops=False)["seconds"]
+
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     if device.type == "cuda":
         dtypes["fp16"] = torch.float16
@@ -760,27 +759,14 @@ def bench_kernels(cfg: Config, settings: BenchSettings, device: torch.device) ->
                 with torch.no_grad():
                     F.conv3d(x, w, padding=1)
 
-            r = measure(conv, device, settings.repeats, settings.warmup, flops=False)
-            out["conv3d"].append(
-                {"dtype": name, "channels_last": cl, "seconds": r["seconds"], "flop_per_s": flops / r["seconds"]}
-            )
+            sec = seconds(conv)
+            out["conv3d"].append({"dtype": name, "channels_last": cl, "seconds": sec, "flop_per_s": flops / sec})
     taps = fir_kernel([1, 3, 3, 1], 2.0)
     pad = (2, 1)  # the upsampling layers' padding
 
-    def fir_depthwise() -> None:
-        y = F.pad(x32, [pad[0], pad[1]] * 3)
-        k = taps.flip(0).to(device)
-        for axis in range(3):
-            view = [1, 1, 1, 1, 1]
-            view[2 + axis] = len(taps)
-            y = F.conv3d(y, k.reshape(view).expand(width, *view[1:]), groups=width)
-
-    def fir_slices() -> None:
-        fir_filter(x32, taps.tolist() if device.type == "cpu" else taps, pad)
-
     out["fir"] = {
-        "depthwise_conv_s": measure(fir_depthwise, device, settings.repeats, settings.warmup, flops=False)["seconds"],
-        "used_s": measure(fir_slices, device, settings.repeats, settings.warmup, flops=False)["seconds"],
+        "depthwise_conv_s": seconds(lambda: fir_filter_depthwise(x32, taps, pad)),
+        "used_s": seconds(lambda: fir_filter(x32, taps, pad)),
         "used": "shifted-slice sums" if device.type == "cpu" else "depthwise conv",
     }
     w_rgb = torch.randn(cfg.model.channels, width, 1, 1, 1, generator=gen).to(device)
@@ -793,10 +779,7 @@ def bench_kernels(cfg: Config, settings: BenchSettings, device: torch.device) ->
         ww = (w_rgb.unsqueeze(0) * styles.reshape(n, 1, width, 1, 1, 1)).reshape(-1, width, 1, 1, 1)
         F.conv3d(x32.reshape(1, n * width, *shape), ww, groups=n)
 
-    out["torgb"] = {
-        "matmul_s": measure(torgb_matmul, device, settings.repeats, settings.warmup, flops=False)["seconds"],
-        "grouped_conv_s": measure(torgb_grouped, device, settings.repeats, settings.warmup, flops=False)["seconds"],
-    }
+    out["torgb"] = {"matmul_s": seconds(torgb_matmul), "grouped_conv_s": seconds(torgb_grouped)}
     return out
 
 

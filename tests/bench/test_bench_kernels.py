@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from stylegan3d.nn import fir_filter, fir_kernel, modulated_conv
-from stylegan3d.nn.layers import _FirAxis, fir_axis
+from stylegan3d.nn.layers import _FirAxis, fir_axis, fir_filter_depthwise
 
 
 def _depthwise_reference(x: torch.Tensor, kernel: torch.Tensor, pad: tuple[int, int]) -> torch.Tensor:
@@ -29,6 +29,8 @@ def test_fir_filter_matches_depthwise_conv(pad, taps):
     torch.testing.assert_close(fir_filter(x, k, pad), _depthwise_reference(x, k, pad))
     # the taps may also be given as Python floats (what the layers pass on CPU)
     torch.testing.assert_close(fir_filter(x, k.tolist(), pad), _depthwise_reference(x, k, pad))
+    # the per-axis depthwise form (what other devices run, and the bench's comparison)
+    torch.testing.assert_close(fir_filter_depthwise(x, k, pad), _depthwise_reference(x, k, pad))
 
 
 def test_fir_axis_crops_with_negative_pads():

@@ -101,6 +101,14 @@ def fir_filter(x: torch.Tensor, kernel: torch.Tensor | Sequence[float], pad: tup
         for axis in range(nd):
             x = _FirAxis.apply(x, taps, 2 + axis, pad[0], pad[1])
         return x
+    return fir_filter_depthwise(x, kernel, pad)
+
+
+def fir_filter_depthwise(
+    x: torch.Tensor, kernel: torch.Tensor | Sequence[float], pad: tuple[int, int] = (0, 0)
+) -> torch.Tensor:
+    """:func:`fir_filter` as zero padding plus one depthwise convolution per axis (its non-CPU form)."""
+    nd = x.ndim - 2
     c = x.shape[1]
     if pad[0] or pad[1]:
         x = F.pad(x, [pad[0], pad[1]] * nd)
@@ -112,9 +120,13 @@ def fir_filter(x: torch.Tensor, kernel: torch.Tensor | Sequence[float], pad: tup
     return x
 
 
+def is_channels_last(x: torch.Tensor) -> bool:
+    """Whether a 5-D tensor is laid out ``channels_last_3d`` (and not also plainly contiguous)."""
+    return x.ndim == 5 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d)
+
+
 def _same_format_empty_like(x: torch.Tensor, shape: list[int]) -> torch.Tensor:
-    cl = x.ndim == 5 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d)
-    fmt = torch.channels_last_3d if cl else torch.contiguous_format
+    fmt = torch.channels_last_3d if is_channels_last(x) else torch.contiguous_format
     return torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=fmt)
 
 

@@ -24,11 +24,15 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from stylegan3d.nn.layers import EqualLinear, conv_nd, conv_transpose_nd, fir_filter, fir_kernel, fir_taps
-
-
-def _channels_last(x: torch.Tensor) -> bool:
-    return x.ndim == 5 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d)
+from stylegan3d.nn.layers import (
+    EqualLinear,
+    conv_nd,
+    conv_transpose_nd,
+    fir_filter,
+    fir_kernel,
+    fir_taps,
+    is_channels_last,
+)
 
 
 def _keep_format(y: torch.Tensor, channels_last: bool) -> torch.Tensor:
@@ -84,7 +88,7 @@ def modulated_conv(
     cout = weight.shape[0]
     k = weight.shape[2]
     nd = x.ndim - 2
-    cl = _channels_last(x)
+    cl = is_channels_last(x)
     if demodulate:
         dcoefs = demod_coefficients(weight, styles) * gain
     else:
@@ -197,9 +201,9 @@ class ModulatedConv(nn.Module):
             fused = self.fused
         if fused is None:
             # CUDA: the reference's choice (grouped conv except in training). CPU: non-fused, measured
-            # in docs/benchmarks.md (never slower; G forward 1.3-1.9x and projection 1.6x faster, since
-            # under autograd the grouped form always computes a per-sample weight gradient).
-            fused = not self.training if x.is_cuda else False
+            # in docs/benchmarks.md (equal within noise or faster: G forward up to 1.9x, projection 1.6x,
+            # since under autograd the grouped form always computes a per-sample weight gradient).
+            fused = x.is_cuda and not self.training
         return modulated_conv(
             x,
             self.weight * self.weight_gain,

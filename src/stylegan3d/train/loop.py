@@ -300,10 +300,7 @@ class Trainer:
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         # channels_last_3d pays with bf16/fp16 everywhere, and in fp32 on CPU (oneDNN's conv3d and its
         # backward are faster in that layout: 1.18x per training step at 4mm-f64, docs/benchmarks.md)
-        cl = t.channels_last and (self.precision != "fp32" or self.device.type == "cpu")
-        for net in (self.G, self.G_ema):
-            net.set_channels_last(cl)
-        self.D.channels_last = cl
+        self.set_channels_last(t.channels_last and (self.precision != "fp32" or self.device.type == "cpu"))
         if t.checkpointing:
             self._enable_checkpointing()
 
@@ -337,6 +334,12 @@ class Trainer:
             self._restore(resume_path, resume_meta)
 
     # ------------------------------------------------------------------ state
+
+    def set_channels_last(self, enabled: bool) -> None:
+        """Run G, G_ema and D in ``channels_last_3d`` memory format (or not)."""
+        for net in (self.G, self.G_ema):
+            net.set_channels_last(enabled)
+        self.D.channels_last = enabled
 
     def _enable_checkpointing(self) -> None:
         """Activation checkpointing of every synthesis layer and D block (memory for compute)."""
