@@ -133,7 +133,8 @@ class TrainConfig:
     aug_p: float = 0.0
     ada_target: float = 0.6
     ada_interval: int = 4
-    ada_kimg: float = 100.0
+    ada_kimg: float = 500.0
+    """ADA speed: p can move from 0 to 1 in this many kimg (500 as stylegan2-ada-pytorch)."""
     aug_flip: bool = False
     precision: str = "auto"
     """``bf16``, ``fp16`` (CUDA, with grad scaling), ``fp32`` or ``auto`` (bf16 where supported)."""

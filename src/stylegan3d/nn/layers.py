@@ -233,7 +233,7 @@ class EqualConv(nn.Module):
         if self.blur is not None:
             x = self.blur(x)
         x = conv_nd(x, w, b, stride=self.down, padding=self.padding)
-        return lrelu_clamp_(x, self.clamp) if self.activation else _clamp_(x, self.clamp)
+        return lrelu_clamp_(x, self.clamp) if self.activation else _clamp(x, self.clamp)
 
     def extra_repr(self) -> str:
         w = self.weight.shape
@@ -241,15 +241,17 @@ class EqualConv(nn.Module):
 
 
 def lrelu_clamp_(x: torch.Tensor, clamp: float | None = None) -> torch.Tensor:
-    """In place: leaky ReLU(0.2) whose sqrt(2) gain the caller already applied, then optional clamp.
+    """Leaky ReLU(0.2) in place (its sqrt(2) gain the caller already applied), then optional clamp.
 
-    Only for a fresh tensor that autograd has not saved (e.g. a convolution's output).
+    Only for a fresh tensor that autograd has not saved (e.g. a convolution's output). The clamp
+    is out of place: the in-place leaky ReLU saves its output for backward, so clamping that
+    output in place would invalidate it.
     """
-    return _clamp_(F.leaky_relu_(x, 0.2), clamp)
+    return _clamp(F.leaky_relu_(x, 0.2), clamp)
 
 
-def _clamp_(x: torch.Tensor, clamp: float | None) -> torch.Tensor:
-    return x.clamp_(-clamp, clamp) if clamp is not None else x
+def _clamp(x: torch.Tensor, clamp: float | None) -> torch.Tensor:
+    return x.clamp(-clamp, clamp) if clamp is not None else x
 
 
 def autocast_dtype(x: torch.Tensor) -> torch.dtype | None:

@@ -29,7 +29,7 @@ from stylegan3d.errors import CheckpointError, UserError
 from stylegan3d.fileio import append_text, atomic_write_json, check_writable
 from stylegan3d.nn import Discriminator, Generator, seeds_to_z, to_unit_range
 from stylegan3d.train import checkpoint as ckpt
-from stylegan3d.train.loss import GeneratorStep, StepRandom, StyleGAN2Loss, ema_beta, lazy_adam, update_ema
+from stylegan3d.train.loss import GeneratorStep, StepRandom, StyleGAN2Loss, ema_beta, make_adam, update_ema
 
 SAMPLE_SEEDS = list(range(8))
 _NAN_ENV = "STYLEGAN3D_FAULT_NAN_STEPS"  # fault injection for tests: comma-separated step numbers
@@ -312,8 +312,11 @@ class Trainer:
             self.augment = AugmentPipe(p=t.aug_p, xflip=t.aug_flip).to(self.device)
             if t.aug == "ada":
                 self.ada = AdaController(self.augment, t.ada_target, t.ada_interval, t.ada_kimg, t.batch)
-        self.opt_G = lazy_adam(self.G.parameters(), t.g_lr, t.betas, t.eps, t.pl_interval)
-        self.opt_D = lazy_adam(self.D.parameters(), t.d_lr, t.betas, t.eps, t.r1_interval)
+        # the lazy regularisers are folded into the main steps (no extra optimiser step every k
+        # steps), so Adam runs at the configured lr and betas: the reference's k/(k+1) correction
+        # only compensates for its separate regularisation steps
+        self.opt_G = make_adam(self.G.parameters(), t.g_lr, t.betas, t.eps)
+        self.opt_D = make_adam(self.D.parameters(), t.d_lr, t.betas, t.eps)
         self.G_step = GeneratorStep(self.G)
         self.G_step_ddp: nn.Module = self.G_step
         self.D_ddp: nn.Module = self.D
@@ -466,14 +469,19 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
 
-    def _backward(self, loss: torch.Tensor, module: nn.Module, sync: bool) -> None:
-        ctx = (
-            module.no_sync()
-            if (not sync and isinstance(module, nn.parallel.DistributedDataParallel))
-            else nullcontext()
-        )
-        with ctx:
-            (self.scaler.scale(loss) if self.scaler else loss).backward()
+    @staticmethod
+    def _grad_sync(module: nn.Module, sync: bool):
+        """Context for a forward *and* its backward: DDP's ``no_sync`` when ``sync`` is False.
+
+        DDP decides at forward time whether the following backward all-reduces, so the forward
+        must run inside ``no_sync`` too; wrapping only the backward would still all-reduce.
+        """
+        if not sync and isinstance(module, nn.parallel.DistributedDataParallel):
+            return module.no_sync()
+        return nullcontext()
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
 
     def _opt_step(self, opt: torch.optim.Optimizer, params: list[nn.Parameter], stats: dict, name: str) -> bool:
         if self.scaler is not None:
@@ -517,12 +525,13 @@ class Trainer:
         self.opt_G.zero_grad(set_to_none=True)
         do_pl = t.pl_weight > 0 and s.step % t.pl_interval == 0
         z, c, z_mix, cutoff, noise = self._latents(rnd, B)
-        with ac:
-            loss, st = self.loss.g_main(z, c, z_mix, cutoff, noise)
-        if inject_nan:
-            loss = loss * float("nan")
-            st["loss/G"] = loss.detach()
-        self._backward(loss, self.G_step_ddp, sync=not do_pl)
+        with self._grad_sync(self.G_step_ddp, sync=not do_pl):
+            with ac:
+                loss, st = self.loss.g_main(z, c, z_mix, cutoff, noise)
+            if inject_nan:
+                loss = loss * float("nan")
+                st["loss/G"] = loss.detach()
+            self._backward(loss)
         stats.update(st)
         if do_pl:
             bp = max(B // t.pl_batch_shrink, d.world)
@@ -531,7 +540,7 @@ class Trainer:
             pl_noise = rnd.randn(bp, self.cfg.model.channels, *self.cfg.model.resolution, device=self.device)
             with ac:
                 loss_pl, st = self.loss.g_pl(zp, cp, zpm, cutp, noisep, pl_noise)
-            self._backward(loss_pl, self.G_step_ddp, sync=True)
+            self._backward(loss_pl)
             stats.update(st)
         g_ok = self._opt_step(self.opt_G, list(self.G.parameters()), stats, "G")
 
@@ -543,15 +552,16 @@ class Trainer:
         z, c, z_mix, cutoff, noise = self._latents(rnd, B)
         with torch.no_grad(), ac:
             fake, _ = self.G_step(z, c, z_mix, cutoff, noise)
-        with ac:
-            loss_fake, st = self.loss.d_fake(fake.float(), c)
-        self._backward(loss_fake, self.D_ddp, sync=False)
+        with self._grad_sync(self.D_ddp, sync=False):
+            with ac:
+                loss_fake, st = self.loss.d_fake(fake.float(), c)
+            self._backward(loss_fake)
         stats.update(st)
         real, real_c = self.reader.get(self.sampler.take(B)[d.rank :: d.world])
         self.reader.read_ahead(self.sampler.peek(B)[d.rank :: d.world])  # read while this step finishes
         with ac:
             loss_real, st, real_logits = self.loss.d_real(real, real_c, do_r1)
-        self._backward(loss_real, self.D_ddp, sync=True)
+        self._backward(loss_real)
         stats.update(st)
         d_ok = self._opt_step(self.opt_D, list(self.D.parameters()), stats, "D")
         if self.scaler is not None:

@@ -137,10 +137,15 @@ class StyleGAN2Loss:
         return loss, stats, logits.detach()
 
 
-def lazy_adam(params, lr: float, betas: list[float], eps: float, interval: int) -> torch.optim.Adam:
-    """Adam with the lazy-regularisation correction: lr and betas scaled by interval / (interval + 1)."""
-    ratio = interval / (interval + 1)
-    return torch.optim.Adam(params, lr=lr * ratio, betas=(betas[0] ** ratio, betas[1] ** ratio), eps=eps)
+def make_adam(params, lr: float, betas: list[float], eps: float) -> torch.optim.Adam:
+    """Adam at the configured ``lr``/``betas``/``eps``.
+
+    The reference scales lr by ``k/(k+1)`` and betas by ``^(k/(k+1))`` because it takes an extra
+    optimiser step for the regulariser every ``k`` steps. Here the lazy R1/path-length terms are
+    added to the main loss of the same step (already multiplied by ``k``), so there is one step per
+    iteration and no correction applies.
+    """
+    return torch.optim.Adam(params, lr=lr, betas=(betas[0], betas[1]), eps=eps)
 
 
 @torch.no_grad()
