@@ -80,6 +80,7 @@ def _one_label(text: str | None) -> int | None:
 
 
 ONE_LABEL_HELP = "Class label of a conditional model (one, used for every seed)."
+HTML_HELP = "Also write viewer.html: an interactive NiiVue page (multiplanar + 3D) that opens offline."
 
 
 @app.command()
@@ -94,12 +95,15 @@ def generate(
     ] = None,
     batch: Annotated[int, typer.Option(help="Volumes per forward pass.")] = 8,
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "cpu",
+    html: Annotated[bool, typer.Option("--html", help=HTML_HELP)] = False,
 ) -> None:
     """Generate one volume per seed: NIfTI (dataset world frame, [0, 1]) + tri-planar PNG, and a contact sheet."""
     seed_list = parse_int_list(seeds)
     with _notes():
         model = _load(ckpt, device)
-        paths = model.generate_to_dir(seed_list, _out_dir(out), trunc, noise, _labels(labels), batch, progress=True)
+        paths = model.generate_to_dir(
+            seed_list, _out_dir(out), trunc, noise, _labels(labels), batch, progress=True, html=html
+        )
     typer.echo(f"wrote {len(seed_list)} volume(s) ({len(paths)} files) to {out}")
 
 
@@ -118,6 +122,7 @@ def project(
     seed: Annotated[int, typer.Option(help="Seed of the initial noise maps and the w noise.")] = 0,
     labels: Annotated[str | None, typer.Option(help="Class label of a conditional model.")] = None,
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "cpu",
+    html: Annotated[bool, typer.Option("--html", help=HTML_HELP)] = False,
 ) -> None:
     """Project a scan into the latent space; write the reconstruction, latent, pictures and metrics."""
     require_file(target, "target")
@@ -129,7 +134,7 @@ def project(
     with _notes():
         model = _load(ckpt, device)
         result = model.project(target, space, steps, mask, _labels(labels), progress=True, **settings)
-        result.save(_out_dir(out), spacing=model.geometry.spacing)
+        result.save(_out_dir(out), spacing=model.geometry.spacing, html=html)
     m = result.metrics
     typer.echo(
         f"projected {target.name} in {space.upper()} ({steps} steps, {result.seconds:.1f} s): "
@@ -149,6 +154,7 @@ def mix(
     labels: Annotated[str | None, typer.Option(help=ONE_LABEL_HELP)] = None,
     batch: Annotated[int, typer.Option(help="Volumes per forward pass.")] = 8,
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "cpu",
+    html: Annotated[bool, typer.Option("--html", help=HTML_HELP)] = False,
 ) -> None:
     """Style mixing grid: each row x column volume takes the column's w for the chosen layers."""
     row_specs = parse_latent_specs(rows, "rows")
@@ -157,7 +163,9 @@ def mix(
     label = _one_label(labels)
     with _notes():
         model = _load(ckpt, device)
-        paths = model.mix_to_dir(row_specs, col_specs, layers, _out_dir(out), trunc, noise, label, batch, True)
+        paths = model.mix_to_dir(
+            row_specs, col_specs, layers, _out_dir(out), trunc, noise, label, batch, True, html=html
+        )
     typer.echo(f"wrote a {len(row_specs)}x{len(col_specs)} mixing grid ({len(paths)} files) to {out}")
 
 
@@ -174,6 +182,7 @@ def interpolate(
     fps: Annotated[int, typer.Option(help="Frames per second of the GIF.")] = 8,
     batch: Annotated[int, typer.Option(help="Volumes per forward pass.")] = 8,
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "cpu",
+    html: Annotated[bool, typer.Option("--html", help=HTML_HELP)] = False,
 ) -> None:
     """Interpolate between latents: NIfTI per frame and an animated tri-planar GIF."""
     keys = parse_latent_specs(seeds, "seeds")
@@ -182,7 +191,9 @@ def interpolate(
     label = _one_label(labels)
     with _notes():
         model = _load(ckpt, device)
-        paths = model.interpolate_to_dir(keys, _out_dir(out), frames, space, trunc, noise, label, batch, fps, True)
+        paths = model.interpolate_to_dir(
+            keys, _out_dir(out), frames, space, trunc, noise, label, batch, fps, True, html=html
+        )
     gif = [p for p in paths if p.suffix == ".gif"]
     extra = "" if gif else " (Pillow missing: frames written as PNG instead of a GIF)"
     typer.echo(f"wrote {len(paths)} files to {out}{extra}")

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from stylegan3d.cli import bench, data, demo, infer, info, metrics, study, tf_import, train  # noqa: F401  (registers commands on import)
+from stylegan3d.cli import bench, data, demo, infer, info, metrics, study, tf_import, train, view  # noqa: F401  (registers commands on import)
 from stylegan3d.cli.app import app
 from stylegan3d.errors import UserError
 

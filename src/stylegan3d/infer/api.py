@@ -118,12 +118,15 @@ class ProjectionResult:
             self.reconstruction[0], self.affine, np.asarray(self.source["orig_affine"]), self.source["orig_shape"]
         )
 
-    def save(self, out: str | os.PathLike, spacing: Sequence[float] | None = None) -> dict[str, Path]:
+    def save(
+        self, out: str | os.PathLike, spacing: Sequence[float] | None = None, *, html: bool = False
+    ) -> dict[str, Path]:
         """Write every output of a projection into folder ``out``; returns ``{kind: path}``.
 
         ``reconstruction.nii.gz`` and ``target.nii.gz`` (model grid), ``reconstruction_native.nii.gz``
         (target's own grid, NIfTI targets only), ``mask.nii.gz``, ``latent.npz``, ``compare.png``
-        (target / reconstruction / |error| in three planes), ``loss.png`` and ``metrics.json``.
+        (target / reconstruction / |error| in three planes), ``loss.png`` and ``metrics.json``; with
+        ``html`` also ``viewer.html`` (interactive NiiVue page, see :mod:`stylegan3d.viewer`).
         """
         from stylegan3d.infer.mixing import save_comparison, save_loss_curve
 
@@ -142,6 +145,11 @@ class ProjectionResult:
         paths["latent"] = save_latent(out / "latent.npz", self.ws, self.noise, self.space, self.model_sha256)
         paths["compare"] = save_comparison(out / "compare.png", self.target, self.reconstruction, self.mask, spacing)
         paths["loss"] = save_loss_curve(out / "loss.png", self.history)
+        if html:
+            from stylegan3d.viewer.build import projection_viewer
+
+            note = ", ".join(f"{k} {v:.4f}" for k, v in self.metrics.items() if isinstance(v, float))
+            paths["viewer"] = projection_viewer(out, self.target, self.reconstruction, self.affine, note)
         summary = {
             "metrics": self.metrics,
             "space": self.space,
@@ -823,10 +831,19 @@ class Model:
         labels: Any = None,
         batch: int = 8,
         progress: bool = False,
+        *,
+        html: bool = False,
     ) -> list[Path]:
-        """:meth:`generate` and write ``seedXXXX.nii.gz`` / ``.png`` per seed and ``contact_sheet.png``."""
+        """:meth:`generate` and write ``seedXXXX.nii.gz`` / ``.png`` per seed and ``contact_sheet.png``
+        (and ``viewer.html``, an interactive NiiVue page, with ``html``)."""
         vols = self.generate(seeds, trunc, noise_mode, labels, batch, progress)
-        return self.write_volumes(vols, [f"seed{int(s):04d}" for s in seeds], out)
+        names = [f"seed{int(s):04d}" for s in seeds]
+        paths = self.write_volumes(vols, names, out)
+        if html:
+            from stylegan3d.viewer.build import samples_viewer
+
+            paths.append(samples_viewer(out, names, list(vols), self.geometry.affine))
+        return paths
 
     def mix_to_dir(
         self,
@@ -839,9 +856,12 @@ class Model:
         labels: Any = None,
         batch: int = 8,
         progress: bool = False,
+        *,
+        html: bool = False,
     ) -> list[Path]:
         """:meth:`mix` and write ``mix_<row>_<col>.nii.gz`` for every cell, the sources
-        (``row_<name>``, ``col_<name>``) and ``mix_grid.png`` (StyleGAN's mixing figure)."""
+        (``row_<name>``, ``col_<name>``) and ``mix_grid.png`` (StyleGAN's mixing figure); with
+        ``html`` also ``viewer.html`` (the grid in an interactive NiiVue page)."""
         from stylegan3d.infer.mixing import save_mix_grid
 
         row_l = self.latents(rows, trunc, labels)
@@ -857,6 +877,11 @@ class Model:
                 paths.append(self.save_nifti(mixed[r, k], out / f"mix_{lat.name}_{col.name}.nii.gz"))
         for k, col in enumerate(col_l):
             paths.append(self.save_nifti(col_v[k], out / f"col_{col.name}.nii.gz"))
+        if html:
+            from stylegan3d.viewer.build import mixing_viewer
+
+            rn, cn = [r.name for r in row_l], [c.name for c in col_l]
+            paths.append(mixing_viewer(out, rn, list(row_v), cn, list(col_v), mixed, self.geometry.affine))
         return paths
 
     def interpolate_to_dir(
@@ -871,13 +896,21 @@ class Model:
         batch: int = 8,
         fps: int = 8,
         progress: bool = False,
+        *,
+        html: bool = False,
     ) -> list[Path]:
         """:meth:`interpolate` and write ``frame_XXXX.nii.gz`` per frame and ``interpolation.gif``
-        (or PNG frames in ``interpolation_frames/`` when Pillow is missing)."""
+        (or PNG frames in ``interpolation_frames/`` when Pillow is missing); with ``html`` also
+        ``viewer.html`` (the frames on a slider in an interactive NiiVue page)."""
         from stylegan3d.infer.mixing import save_animation
 
         vols = self.interpolate(keys, frames, space, trunc, noise_mode, labels, batch, progress)
         out = Path(out)
         paths = [self.save_nifti(v, out / f"frame_{i:04d}.nii.gz") for i, v in enumerate(vols)]
         paths += save_animation(out / "interpolation.gif", vols, fps=fps, spacing=self.geometry.spacing)
+        if html:
+            from stylegan3d.viewer.build import interpolation_viewer
+
+            names = [f"frame_{i:04d}" for i in range(len(vols))]
+            paths.append(interpolation_viewer(out, names, list(vols), self.geometry.affine))
         return paths
