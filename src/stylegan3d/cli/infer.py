@@ -18,7 +18,10 @@ import typer
 from stylegan3d.cli.app import app, parse_int_list, require_file
 from stylegan3d.errors import UserError
 
-CKPT_HELP = "Checkpoint: run directory, .safetensors file or its .json sidecar."
+CKPT_HELP = (
+    "Checkpoint: run directory, .safetensors file or its .json sidecar; or the name of a shipped model "
+    "(stylegan3d info --models)."
+)
 DEVICE_HELP = "Device to run on: cpu, cuda, cuda:1, ..."
 NOISE_HELP = "Noise inputs: const (the model's fixed maps), random (drawn from each seed) or none."
 TRUNC_HELP = "Truncation psi: 1 = none, smaller = closer to the average volume."
@@ -46,10 +49,12 @@ def _out_dir(out: Path) -> Path:
 
 def _load(ckpt: Path, device: str):
     from stylegan3d.infer.api import load
+    from stylegan3d.models import resolve_model_or_path
 
-    if not ckpt.exists():
+    path = resolve_model_or_path(ckpt)
+    if not path.exists():
         raise UserError(f"checkpoint not found: {ckpt}")
-    return load(ckpt, device)
+    return load(path, device)
 
 
 def parse_latent_specs(text: str, what: str) -> list[int | Path]:
@@ -85,7 +90,7 @@ HTML_HELP = "Also write viewer.html: an interactive NiiVue page (multiplanar + 3
 
 @app.command()
 def generate(
-    ckpt: Annotated[Path, typer.Option("--ckpt", help=CKPT_HELP)],
+    ckpt: Annotated[Path, typer.Option("--ckpt", "--model", help=CKPT_HELP)],
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
     seeds: Annotated[str, typer.Option(help="Seeds, e.g. 0-7 or 1,5,9.")] = "0-7",
     trunc: Annotated[float, typer.Option(help=TRUNC_HELP)] = 1.0,
@@ -109,7 +114,7 @@ def generate(
 
 @app.command()
 def project(
-    ckpt: Annotated[Path, typer.Option("--ckpt", help=CKPT_HELP)],
+    ckpt: Annotated[Path, typer.Option("--ckpt", "--model", help=CKPT_HELP)],
     target: Annotated[Path, typer.Option("--target", help="Scan to project (NIfTI, any orientation/spacing).")],
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
     space: Annotated[str, typer.Option(help="w: one w for all layers; w+: one w per layer.")] = "w+",
@@ -144,7 +149,7 @@ def project(
 
 @app.command()
 def mix(
-    ckpt: Annotated[Path, typer.Option("--ckpt", help=CKPT_HELP)],
+    ckpt: Annotated[Path, typer.Option("--ckpt", "--model", help=CKPT_HELP)],
     rows: Annotated[str, typer.Option(help="Row sources: seeds and/or projected latents, e.g. 1,2,proj/latent.npz.")],
     cols: Annotated[str, typer.Option(help="Column sources (same syntax); they give the listed style layers.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
@@ -171,7 +176,7 @@ def mix(
 
 @app.command()
 def interpolate(
-    ckpt: Annotated[Path, typer.Option("--ckpt", help=CKPT_HELP)],
+    ckpt: Annotated[Path, typer.Option("--ckpt", "--model", help=CKPT_HELP)],
     seeds: Annotated[str, typer.Option(help="Keys: two or more seeds and/or projected latents (.npz), e.g. 1,2,3.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
     frames: Annotated[int, typer.Option(help="Frames per segment between two keys.")] = 16,

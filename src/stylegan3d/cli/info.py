@@ -39,14 +39,22 @@ def describe(cfg: Config) -> dict:
 
 @app.command()
 def info(
-    ckpt: Annotated[Path | None, typer.Argument(help="Checkpoint (.safetensors or run directory).")] = None,
+    ckpt: Annotated[
+        Path | None, typer.Argument(help="Checkpoint (.safetensors or run directory) or a shipped model's name.")
+    ] = None,
     preset: Annotated[str | None, typer.Option(help="Preset name instead of a checkpoint.")] = None,
+    models: Annotated[bool, typer.Option("--models", help="List the trained models shipped in the package.")] = False,
     set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Print configuration, parameter counts and (for checkpoints) training progress."""
+    if models:
+        if ckpt is not None or preset is not None:
+            raise UserError("--models lists the shipped models; give no checkpoint or --preset with it")
+        _list_models(as_json)
+        return
     if (ckpt is None) == (preset is None):
-        raise UserError("give either a checkpoint path or --preset NAME")
+        raise UserError("give either a checkpoint path, a shipped model's name or --preset NAME (or --models)")
     if preset is not None:
         out = describe(apply_overrides(load_preset(preset), set_))
     else:
@@ -70,3 +78,35 @@ def info(
     width = max(len(k) for k in out)
     for k, v in out.items():
         typer.echo(f"{k:<{width}}  {v}")
+
+
+def _list_models(as_json: bool) -> None:
+    """One line (or JSON record) per shipped model: name, preset, kimg, description, file."""
+    from stylegan3d.models import list_models, model_path
+    from stylegan3d.train.checkpoint import read_sidecar
+
+    rows = []
+    for name in list_models():
+        path = model_path(name)
+        meta = read_sidecar(path)
+        cfg = Config.from_dict(meta["config"])
+        rows.append(
+            {
+                "name": name,
+                "preset": cfg.name,
+                "resolution": list(cfg.model.resolution),
+                "spacing_mm": cfg.model.spacing_mm,
+                "kimg": meta.get("kimg"),
+                "description": meta.get("description", ""),
+                "file": str(path),
+            }
+        )
+    if as_json:
+        echo_json({"models": rows})
+        return
+    if not rows:
+        typer.echo("no trained models are shipped with this installation")
+    for r in rows:
+        shape = "x".join(map(str, r["resolution"]))
+        head = f"{r['name']:<12}  {r['preset']} {shape} at {r['spacing_mm']:g} mm, {r['kimg']:.1f} kimg"
+        typer.echo(f"{head}  {r['description']}")

@@ -15,7 +15,10 @@ from stylegan3d.errors import UserError
 @app.command()
 def metrics(
     data: Annotated[Path, typer.Option("--data", help="Prepared dataset directory (the real volumes).")],
-    ckpt: Annotated[Path | None, typer.Option("--ckpt", help="Checkpoint or run directory to sample from.")] = None,
+    ckpt: Annotated[
+        Path | None,
+        typer.Option("--ckpt", "--model", help="Checkpoint, run directory or shipped model name to sample from."),
+    ] = None,
     fake: Annotated[
         Path | None, typer.Option("--fake", help="Generated volumes instead of --ckpt: NIfTI folder or dataset dir.")
     ] = None,
@@ -64,6 +67,10 @@ def metrics(
         raise UserError(f"dataset not found: {data}")
     if fake is not None and not fake.exists():
         raise UserError(f"--fake not found: {fake}")
+    if ckpt is not None:
+        from stylegan3d.models import resolve_model_or_path
+
+        ckpt = resolve_model_or_path(ckpt)
     if ckpt is not None and not ckpt.exists():
         raise UserError(f"checkpoint not found: {ckpt}")
     if device.startswith("cuda") and not torch.cuda.is_available():

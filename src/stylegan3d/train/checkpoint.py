@@ -41,6 +41,15 @@ CKPT_RE = re.compile(r"^ckpt-(\d+)\.safetensors$")
 _PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol >= 2, zip (torch.save)
 
 
+def _safetensors_head(head: bytes) -> bool:
+    """Whether the first 9 bytes are a safetensors start: a little-endian u64 header length, then ``{``.
+
+    Needed beside the pickle check: a header length whose low byte is 0x80 (1 file in 256)
+    starts with pickle's protocol byte.
+    """
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 2**32
+
+
 def sidecar_path(path: Path) -> Path:
     return path.with_suffix(".json")
 
@@ -343,8 +352,8 @@ def verify_checkpoint(path: Path) -> dict:
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         with open(path, "rb") as f:
-            head = f.read(4)
-        if head.startswith(_PICKLE_MAGIC):
+            head = f.read(9)
+        if head.startswith(_PICKLE_MAGIC) and not _safetensors_head(head):
             raise CheckpointError(f"{path} looks like a pickle/torch.save file; refusing to load it (use import-tf)")
         meta = read_sidecar(path)
         digest = sha256_file(path)
@@ -360,9 +369,17 @@ def resolve_checkpoint(path: Path | str) -> Path:
     """Turn a run directory, a checkpoint file or its sidecar into a verified checkpoint path.
 
     For a run directory the ``latest`` pointer is followed; if that file is missing or corrupt,
-    older checkpoints are tried newest first (with a warning).
+    older checkpoints are tried newest first (with a warning). A bare name that is not a path
+    names a model shipped in the package (:mod:`stylegan3d.models`).
     """
+    from stylegan3d.models import is_model_name, list_models, model_path
+
     path = Path(path)
+    if not path.exists() and is_model_name(path):
+        if str(path) not in list_models():
+            shipped = ", ".join(list_models()) or "none"
+            raise CheckpointError(f"checkpoint not found: {path} (not a file, nor a shipped model: {shipped})")
+        path = model_path(str(path))
     if path.suffix == ".json" and path.with_suffix(".safetensors").exists():
         path = path.with_suffix(".safetensors")
     if not path.exists():
