@@ -301,11 +301,10 @@ for name, data in (("huge.nii.gz", gzip.compress(blob)), ("huge.nii", blob)):
 """
 
 
-@pytest.mark.timeout(120)
 def test_huge_header_claim_is_a_data_error(tmp_path):
     """Run in a child with a 3 GiB address-space limit, so the test can never eat the machine's memory."""
     rs.BAD_INPUTS["header claiming 16 GiB of voxels"] += 2
-    out = subprocess.run([sys.executable, "-c", HUGE_CLAIM, str(tmp_path)], capture_output=True, text=True, timeout=100)
+    out = subprocess.run([sys.executable, "-c", HUGE_CLAIM, str(tmp_path)], capture_output=True, text=True)
     lines = out.stdout.splitlines()
     assert len(lines) == 2, out.stderr[-2000:]
     for line in lines:

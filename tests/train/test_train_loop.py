@@ -112,27 +112,119 @@ def test_cli_kill_during_checkpoint_write_then_resume(tiny_dataset, tmp_path):
     _assert_same(_final(run), _final(tmp_path / "clean"))
 
 
+GATED_TRAIN = """
+import sys, threading
+from stylegan3d.train.loop import Trainer
+gate, real = int(sys.argv[1]), Trainer.train_step
+def gated(self):
+    if self.state.step >= gate:
+        threading.Event().wait()  # held here until the test's SIGKILL
+    return real(self)
+Trainer.train_step = gated
+from stylegan3d.cli.main import main
+sys.argv = ["stylegan3d", *sys.argv[2:]]
+sys.exit(main(sys.argv[1:]))
+"""
+"""The real ``train`` CLI, except that it never starts a step once ``argv[1]`` steps are done: a run
+killed on progress can then never end before the kill, however fast the machine is."""
+
+
+def _new_stat_rows(stats: Path, offset: int) -> list[dict]:
+    """Complete rows of ``stats.jsonl`` appended after byte ``offset``."""
+    import json
+
+    if not stats.exists():
+        return []
+    with open(stats, "rb") as f:
+        f.seek(offset)
+        text = f.read().decode()
+    return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
+
+
+def _kill_at_step(cmd: list[str], stats: Path, step: int) -> tuple[subprocess.Popen, int]:
+    """Start ``cmd``; SIGKILL it as soon as it has logged ``step`` (its tick row in stats.jsonl).
+    Returns the killed process and the highest step it had logged. No clock involved: the poll only
+    waits for progress, and fails if the process ends first."""
+    offset = stats.stat().st_size if stats.exists() else 0
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    while True:
+        seen = [r["step"] for r in _new_stat_rows(stats, offset)]
+        if seen and max(seen) >= step:
+            break
+        assert proc.poll() is None, f"train ended before step {step}: {proc.stderr.read().decode()[-3000:]}"
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    return proc, max(r["step"] for r in _new_stat_rows(stats, offset))
+
+
 def test_cli_kill_at_random_moments(tiny_dataset, tmp_path):
+    """SIGKILL, three times, at a random step between two checkpoints (chosen from the run's progress,
+    not from a clock); each --resume continues from the last checkpoint; the end equals a clean run bitwise."""
+    import random
+
     from train_helpers import TINY_ARGS
 
-    args = [*TINY_ARGS, "--data", str(tiny_dataset), "--kimg", "0.02", "--deterministic", "--no-progress"]
-    run = tmp_path / "run"
-    kills = 0
-    for delay in (6.0, 9.0):
-        cmd = _cli(*args, "--out", str(run), *(["--resume", str(run)] if (run / "latest").exists() else []))
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(delay)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait()
-    cmd = _cli(*args, "--out", str(run), *(["--resume", str(run)] if (run / "latest").exists() else []))
-    final = subprocess.run(cmd, capture_output=True, text=True)
+    snap, total = 4, 16  # one tick per step; a checkpoint every 4 steps; 16 steps of batch 4
+    args = [*TINY_ARGS, "--data", str(tiny_dataset), "--kimg", str(total * STEPS_KIMG), "--deterministic",
+            "--no-progress", "--set", f"train.tick_kimg={STEPS_KIMG}", "--set", f"train.snap_ticks={snap}"]
+    run, rng = tmp_path / "run", random.Random(17)
+    resumed_from, kills = 0, []
+    for _ in range(3):
+        # past the next checkpoint (resumed_from + snap), then killed before the one after it: the kill
+        # lands in step target+1 (or its tick and log writes), and the gate stops the run short of the next
+        # checkpoint whatever the machine's speed
+        target = rng.randint(resumed_from + snap + 1, resumed_from + 2 * snap - 2)
+        gate = target + 1
+        resume = ["--resume", str(run)] if resumed_from else []
+        cmd = [sys.executable, "-c", GATED_TRAIN, str(gate), "train", *args, "--out", str(run), *resume]
+        proc, logged = _kill_at_step(cmd, run / "stats.jsonl", target)
+        assert proc.returncode == -signal.SIGKILL
+        newest = ckpt.read_sidecar(ckpt.resolve_checkpoint(run))["step"]
+        assert newest == resumed_from + snap, (target, logged, newest)  # killed between two checkpoints
+        assert target <= logged <= gate and logged > newest  # work since the last checkpoint was lost
+        kills.append((target, logged))
+        resumed_from = newest
+    assert len(kills) == 3
+
+    final = subprocess.run(_cli(*args, "--out", str(run), "--resume", str(run)), capture_output=True, text=True)
     assert final.returncode == 0, final.stderr
     clean = subprocess.run(_cli(*args, "--out", str(tmp_path / "clean")), capture_output=True, text=True)
     assert clean.returncode == 0, clean.stderr
-    _assert_same(_final(run), _final(tmp_path / "clean"))
-    assert kills >= 1
+    a, b = _final(run), _final(tmp_path / "clean")
+    assert ckpt.read_sidecar(ckpt.resolve_checkpoint(run))["step"] == total
+    for prefix in ("G_ema.", "G.", "D.", "opt_G.", "opt_D.", "augment."):
+        _assert_same(a, b, prefix)
+
+
+@pytest.mark.parametrize(("avx512_bf16", "amx", "expected"), [(True, False, "bf16"), (False, True, "bf16"),
+                                                           (False, False, "fp32")])
+def test_auto_precision_follows_the_cpu_and_explicit_precision_wins(monkeypatch, avx512_bf16, amx, expected):
+    """``auto`` picks bf16 on AVX512-BF16 or AMX CPUs and fp32 elsewhere; a test (or user) that needs one
+    precision sets it, and gets it on any CPU."""
+    from stylegan3d.train.loop import resolve_precision
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == expected
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_training_step_in_either_precision_on_any_cpu(tiny_cfg, tiny_dataset, tmp_path, precision):
+    import math
+
+    trainer = Trainer(apply_overrides(tiny_cfg, [f"train.precision={precision}"]), tiny_dataset, tmp_path,
+                      progress=False)
+    assert trainer.precision == precision
+    before = {k: v.clone() for k, v in trainer.G.state_dict().items()}
+    stats = trainer.train_step()
+    assert stats and all(math.isfinite(v) for v in stats.values())
+    after = trainer.G.state_dict()
+    assert all(v.dtype == torch.float32 for v in after.values() if v.is_floating_point())  # master weights
+    assert any(not torch.equal(v, before[k]) for k, v in after.items())
 
 
 def test_corrupt_latest_checkpoint_falls_back_with_warning(tiny_cfg, tiny_dataset, tmp_path):
