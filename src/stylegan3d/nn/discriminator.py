@@ -42,7 +42,7 @@ class MinibatchStd(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, *spatial = x.shape
         g = min(self.group_size, n)
-        if n % g != 0:
+        if n % g != 0:  # the reference requires N % G == 0; here the largest group that divides N
             g = math.gcd(n, g)
         f = self.num_channels
         y = x.float().reshape(g, -1, f, c // f, *spatial)  # [G, M, F, c, *S]

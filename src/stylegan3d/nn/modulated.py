@@ -48,7 +48,10 @@ def up_padding(taps: int, kernel_size: int, up: int = 2) -> tuple[int, int]:
 def demod_coefficients(weight: torch.Tensor, styles: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Per-sample, per-output-channel demodulation factors ``[N, Cout]``.
 
-    ``weight`` is ``[Cout, Cin, *k]``, ``styles`` is ``[N, Cin]``.
+    ``weight`` is ``[Cout, Cin, *k]``, ``styles`` is ``[N, Cin]``. As in the TF references
+    (stylegan2, 3D-StyleGAN) ``weight`` already carries its equalised-lr gain, so ``eps`` is added
+    to the sum of squares of the equalised kernel (stylegan2-ada-pytorch adds it to the raw kernel's,
+    a ``fan_in`` times smaller relative epsilon; both are negligible for non-degenerate kernels).
     """
     w2 = weight.float().square().flatten(2).sum(2)  # [Cout, Cin]
     return (styles.float().square() @ w2.t() + eps).rsqrt()

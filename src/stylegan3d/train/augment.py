@@ -294,7 +294,8 @@ class AdaController:
     Every ``interval`` calls of :meth:`step`: ``r_t = mean(sign(D_real))`` over the logits
     accumulated since the last update (summed over DDP ranks when torch.distributed is
     initialised), then ``p += sign(r_t - target) * batch * interval / (ada_kimg * 1000)``,
-    clamped to [0, 1]. ``batch`` is the global batch size, so p can go from 0 to 1 in
+    clamped to [0, 1] (stylegan2-ada-pytorch clamps at 0 only; a p above 1 acts as 1 but would
+    need extra updates to come back down). ``batch`` is the global batch size, so p can go from 0 to 1 in
     ``ada_kimg`` thousand images.
     """
 

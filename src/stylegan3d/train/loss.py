@@ -110,6 +110,10 @@ class StyleGAN2Loss:
         pl_noise = pl_noise.to(img.dtype) / math.sqrt(n_vox)
         (grad,) = torch.autograd.grad((img * pl_noise).sum(), ws, create_graph=True)
         lengths = grad.float().square().sum(2).mean(1).sqrt()
+        # Deliberate deviation: the running mean is a constant for the gradient. The references
+        # (stylegan2 TF, stylegan2-ada-pytorch) lerp toward the batch mean *with* its gradient, which
+        # adds -decay * mean(lengths - a) to each (lengths_j - a) term (1% at decay 0.01); detaching
+        # keeps the target a statistic and lets every rank use the same all-reduced value exactly.
         mean_now = self.all_reduce_mean(lengths.detach().mean())
         self.pl_mean = self.pl_mean.to(lengths.device).lerp(mean_now, self.cfg.pl_decay)
         penalty = (lengths - self.pl_mean).square()
