@@ -94,3 +94,13 @@ def test_grad_sync_skips_the_allreduce_of_forward_and_backward(gloo_world_of_one
     with Trainer._grad_sync(ddp, sync=True):
         ddp(x).sum().backward()
     assert calls[0] > seen
+
+
+def test_ema_of_the_first_step_is_the_generator(tiny_cfg, tiny_dataset, tmp_path):
+    """Ramp-up uses the images seen before the step (stylegan2-ada-pytorch): after step 0, G_ema == G."""
+    tr = Trainer(tiny_cfg, tiny_dataset, tmp_path / "run", progress=False)
+    tr.train_step()
+    for a, b in zip(tr.G_ema.parameters(), tr.G.parameters(), strict=True):
+        assert torch.equal(a, b)
+    tr.train_step()  # later steps average
+    assert any(not torch.equal(a, b) for a, b in zip(tr.G_ema.parameters(), tr.G.parameters(), strict=True))

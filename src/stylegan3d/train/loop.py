@@ -577,7 +577,8 @@ class Trainer:
         if d.world > 1:  # each rank tracked w over its slice; the mean over ranks is the global-batch value
             w_avg = self.G.mapping.w_avg
             w_avg.copy_(d.all_reduce_mean(w_avg))
-        update_ema(self.G_ema, self.G, ema_beta(B, s.cur_nimg, t.ema_kimg, t.ema_rampup))
+        # beta from the images seen *before* this step, as stylegan2-ada-pytorch (step 0: G_ema = G)
+        update_ema(self.G_ema, self.G, ema_beta(B, s.cur_nimg - B, t.ema_kimg, t.ema_rampup))
         if self.ada is not None:
             self.ada.step()
         if g_ok and d_ok:
