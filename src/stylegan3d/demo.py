@@ -87,6 +87,8 @@ def run_demo(out: Path, cfg: DemoConfig | None = None) -> Path:
     from stylegan3d.infer.api import load
     from stylegan3d.metrics.evaluate import evaluate
     from stylegan3d.train.loop import train
+    from stylegan3d.viewer import Page
+    from stylegan3d.viewer.build import add_mixing, add_projection, add_samples, write_viewer
     from stylegan3d.viz import grid, save_contact_sheet, save_png, triplanar_strip
 
     cfg = cfg or DemoConfig()
@@ -145,6 +147,8 @@ def run_demo(out: Path, cfg: DemoConfig | None = None) -> Path:
     samples_png = save_contact_sheet(out / "samples.png", list(vols[:, 0]), ncols=4, spacing=spacing)
     for s, v in zip(seeds, vols, strict=True):
         model.save_nifti(v, out / "samples" / f"seed{s:04d}.nii.gz")
+    viewer = Page("stylegan3d demo: volumes in 3D")  # interactive NiiVue page beside the report
+    add_samples(viewer, [f"seed{s:04d}" for s in seeds], list(vols), model.geometry.affine)
     mark("generate", t)
 
     _stage("5/7 style mixing")
@@ -158,6 +162,8 @@ def run_demo(out: Path, cfg: DemoConfig | None = None) -> Path:
     tiles = [[blank] + [strip(v) for v in col_vols]]
     tiles += [[strip(row_vols[r])] + [strip(mixed[r, k]) for k in range(len(cols))] for r in range(len(rows))]
     mix_png = save_png(out / "mixing.png", grid(tiles, gap=4), scale=2)
+    row_names, col_names = [f"seed{s}" for s in rows], [f"seed{s}" for s in cols]
+    add_mixing(viewer, row_names, list(row_vols), col_names, list(col_vols), mixed, model.geometry.affine)
     mark("mix", t)
 
     _stage("6/7 projection of unseen scans (W+)")
@@ -172,6 +178,7 @@ def run_demo(out: Path, cfg: DemoConfig | None = None) -> Path:
         pdir = out / "projection" / Path(target).name.split(".")[0]
         paths = res.save(pdir)
         projections.append((label, res.metrics, paths, res.seconds))
+        add_projection(viewer, res.target, res.reconstruction, res.affine, f"Projection: {label}")
     mark("project", t)
 
     _stage("7/7 metrics with real-vs-real baselines")
@@ -181,6 +188,12 @@ def run_demo(out: Path, cfg: DemoConfig | None = None) -> Path:
     mark("metrics", t)
 
     curves = _loss_curves(run / "stats.jsonl", out / "loss_curves.png")
+    write_viewer(viewer, out / "viewer.html")
+    sections.append(
+        "<h2>Interactive 3D viewer</h2><p><a href='viewer.html'>viewer.html</a>: the samples, the mixing grid "
+        "and the projections in NiiVue (scroll through slices, 3D render, linked crosshairs with world mm); "
+        "it opens offline from disk.</p>"
+    )
     sections.append(f"<h2>Samples (seeds {seeds[0]}–{seeds[-1]})</h2>{_img(samples_png)}")
     sections.append(
         "<h2>Style mixing</h2><p>Top row: column sources; left column: row sources. Each cell takes the row's "

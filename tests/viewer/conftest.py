@@ -11,7 +11,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,7 @@ FLAGS = [
     "--no-default-browser-check",
     "--hide-scrollbars",
     "--mute-audio",
+    "--disable-breakpad",
 ]
 BUDGETS_MS = (20_000, 60_000, 180_000)
 """Virtual-time budgets tried in turn until the page reports a final status (no wall-clock limits)."""
@@ -49,13 +52,26 @@ def find_browser() -> str | None:
 class Browser:
     """Headless Chromium driving pages from disk (``--dump-dom`` / ``--screenshot``)."""
 
-    def __init__(self, exe: str, profile: Path):
+    def __init__(self, exe: str, root: Path):
         self.exe = exe
-        self.profile = profile
+        self.root = root
 
     def _run(self, extra: list[str], url: str, budget_ms: int, cwd: Path) -> subprocess.CompletedProcess:
-        cmd = [self.exe, *FLAGS, f"--user-data-dir={self.profile}", f"--virtual-time-budget={budget_ms}", *extra, url]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=SAFETY_TIMEOUT_S, cwd=cwd)
+        """One browser run in a fresh profile (a left-over profile lock would make Chromium hand the page
+        to another instance); the whole process group is killed if it ever hangs."""
+        profile = tempfile.mkdtemp(prefix="profile-", dir=self.root)
+        cmd = [self.exe, *FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}", *extra, url]
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, start_new_session=True
+        )
+        try:
+            out, err = proc.communicate(timeout=SAFETY_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+        finally:
+            shutil.rmtree(profile, ignore_errors=True)
+        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
     def status(self, page: Path, fragment: str = "", size: str = "1200,900") -> dict:
         """Load ``page#fragment``; return the JSON the page writes into ``#status`` once loaded."""
@@ -87,4 +103,4 @@ def browser(tmp_path_factory) -> Browser:
             "no headless browser: install Debian's `chromium` package (make test does so with apt-get where it "
             "can), or set STYLEGAN3D_CHROMIUM to a Chromium binary"
         )
-    return Browser(exe, tmp_path_factory.mktemp("chromium-profile"))
+    return Browser(exe, tmp_path_factory.mktemp("chromium"))

@@ -12,7 +12,11 @@ from stylegan3d.cli.main import main
 from stylegan3d.fileio import atomic_path
 from stylegan3d.viewer import Page, Section, Volume, write_page
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    # a guard against a hung browser only (each browser run has its own kill timeout); never a speed check
+    pytest.mark.timeout(3000),
+]
 
 
 @pytest.fixture(scope="module")
@@ -99,36 +103,55 @@ def _section(doc: dict, title_start: str) -> int:
     return next(i for i, s in enumerate(doc["sections"]) if s["title"].startswith(title_start))
 
 
-def test_view_run_folder_mixing_projection_interpolation(browser, run_folder, capsys):
+IJK = (7, 15, 11)
+"""Voxel of the run folder's 8 mm grid the crosshair is put on."""
+
+
+@pytest.fixture(scope="module")
+def run_page(run_folder):
+    """``stylegan3d view RUN`` -> RUN/viewer.html, its data document and the crosshair fragment for IJK."""
     root, vols = run_folder
     assert main(["view", str(root)]) == 0
     page = root / "viewer.html"
-    assert capsys.readouterr().out.strip() == str(page.resolve())
-    doc = page_data(page)
-    ijk = (7, 15, 11)
-    mm = world(PLAIN_AFFINE, ijk)
-    at = "mm=" + ",".join(f"{x:g}" for x in mm)
+    mm = world(PLAIN_AFFINE, IJK)
+    return page, page_data(page), vols, "mm=" + ",".join(f"{x:g}" for x in mm)
 
-    # style mixing: option 3 is row 2 x column 4 -> row source / mixed cell / column source
+
+def test_view_prints_the_page_path(run_folder, capsys):
+    root, _ = run_folder
+    assert main(["view", str(root), "--out", str(root / "again.html")]) == 0
+    assert capsys.readouterr().out.strip() == str((root / "again.html").resolve())
+
+
+def _tol(arr: np.ndarray) -> float:
+    return float(2e-4 * (arr.max() - arr.min()))
+
+
+def test_mixing_cell_row_and_column_sources_under_the_crosshair(browser, run_page):
+    page, doc, vols, at = run_page
     mix = _section(doc, "Style mixing")
-    status = browser.status(page, f"section={mix}&option=3&{at}")
+    status = browser.status(page, f"section={mix}&option=3&{at}")  # option 3: row 2 x column 4
     assert status["section"] == mix and status["option"] == 3
     expected = [vols["mix/row_2"], vols["mix/mix_2_4"], vols["mix/col_4"]]
-    assert [p["vox"] for p in status["panels"]] == [list(ijk)] * 3
+    assert [p["vox"] for p in status["panels"]] == [list(IJK)] * 3
     for panel, arr in zip(status["panels"], expected, strict=True):
-        assert panel["value"] == pytest.approx(arr[ijk], abs=float(2e-4 * (arr.max() - arr.min())))
+        assert panel["value"] == pytest.approx(arr[IJK], abs=_tol(arr))
 
-    # projection: target / reconstruction / |error| at the shared crosshair
+
+def test_projection_target_reconstruction_error_share_the_crosshair(browser, run_page):
+    page, doc, vols, at = run_page
     proj = _section(doc, "Projection")
     status = browser.status(page, f"section={proj}&{at}")
-    t, r = float(vols["proj/target"][ijk]), float(vols["proj/reconstruction"][ijk])
-    values = [p["value"] for p in status["panels"]]
-    assert values == pytest.approx([t, r, abs(t - r)], abs=1e-3)
+    t, r = float(vols["proj/target"][IJK]), float(vols["proj/reconstruction"][IJK])
+    assert [p["vox"] for p in status["panels"]] == [list(IJK)] * 3
+    assert [p["value"] for p in status["panels"]] == pytest.approx([t, r, abs(t - r)], abs=1e-3)
 
-    # interpolation: the slider's third frame
+
+def test_interpolation_slider_frame_under_the_crosshair(browser, run_page):
+    page, doc, vols, at = run_page
     interp = _section(doc, "Interpolation")
     status = browser.status(page, f"section={interp}&option=2&{at}")
     (panel,) = status["panels"]
-    assert panel["name"] == "frame_0002.nii.gz"
+    assert panel["name"] == "frame_0002.nii.gz" and panel["vox"] == list(IJK)
     arr = vols["interp/frame_0002"]
-    assert panel["value"] == pytest.approx(arr[ijk], abs=float(2e-4 * (arr.max() - arr.min())))
+    assert panel["value"] == pytest.approx(arr[IJK], abs=_tol(arr))

@@ -189,7 +189,7 @@ def _folder_sections(page: Page, folder: Path, label: str, generic: bool) -> boo
     seeds = [k for k in files if re.fullmatch(r"seed\d+", k)]
     if seeds:
         loaded = [load_volume(files[k]) for k in seeds]
-        _add_loaded(page, seeds, loaded, f"Samples {label}".strip())
+        _add_loaded(page, seeds, loaded, f"Samples {label}".strip(), shared=True)
         added = True
     if not added and generic and files:
         loaded = [load_volume(p) for p in files.values()]
@@ -198,9 +198,12 @@ def _folder_sections(page: Page, folder: Path, label: str, generic: bool) -> boo
     return added
 
 
-def _add_loaded(page: Page, names: list[str], loaded: list[tuple[np.ndarray, np.ndarray]], title: str) -> None:
-    """Side-by-side sections for volumes that may each have their own affine."""
-    window = robust_window([v for v, _ in loaded])
+def _add_loaded(
+    page: Page, names: list[str], loaded: list[tuple[np.ndarray, np.ndarray]], title: str, shared: bool = False
+) -> None:
+    """Side-by-side sections for volumes from disk, each with its own affine; one window for all when
+    ``shared`` (samples of one model), else each its own (files may come from different scanners)."""
+    window = robust_window([v for v, _ in loaded]) if shared else None
     idx = [page.add(Volume(n, v, a, window)) for n, (v, a) in zip(names, loaded, strict=True)]
     for start in range(0, len(idx), PER_SECTION):
         chunk = idx[start : start + PER_SECTION]

@@ -201,5 +201,5 @@ _CSS = (
     ".readout{font-family:monospace;font-size:12px;color:#cfc;min-height:2.6em;white-space:pre-wrap}"
     ".ctl{margin:6px 0}.ctl table{border-collapse:collapse}.ctl td{padding:0}"
     ".ctl input[type=range]{width:min(600px,90vw)}"
-    "#status{font-size:10px;color:#777;margin:10px 14px;white-space:pre-wrap;word-break:break-all}"
+    "#status{display:none}#status[data-state=error]{display:block;color:#f88;margin:10px 14px;white-space:pre-wrap}"
 )

@@ -76,7 +76,7 @@
     if (!entry.cache.has(index)) {
       const d = DATA.volumes[index];
       const img = await niivue.NVImage.loadFromBase64({
-        base64: d.b64, name: d.name + ".nii.gz", colormap: d.colormap,
+        base64: d.b64, name: d.name.replace(/\.nii(\.gz)?$/i, "") + ".nii.gz", colormap: d.colormap,
         cal_min: d.cal[0], cal_max: d.cal[1], trustCalMinMax: false,
       });
       entry.cache.set(index, img);
