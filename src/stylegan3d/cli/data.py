@@ -83,6 +83,19 @@ def prepare(
         str | None, typer.Option(help="Brain mask file per volume, e.g. '{stem}_mask.nii.gz' (next to the volume).")
     ] = None,
     volume_index: Annotated[int | None, typer.Option(help="Volume to take from 4D series.")] = None,
+    preprocess: Annotated[
+        str | None,
+        typer.Option(help="t1: raw T1 scans -> N4, deepbet brain extraction, affine to MNI152 (docs/preprocessing.md)"),
+    ] = None,
+    skip: Annotated[
+        str | None, typer.Option(help="With --preprocess: steps the scans do not need, e.g. n4,brain (or register).")
+    ] = None,
+    keep_flagged: Annotated[
+        bool, typer.Option(help="With --preprocess: keep scans whose registration is flagged (Dice below --flag-dice).")
+    ] = False,
+    flag_dice: Annotated[
+        float | None, typer.Option(help="With --preprocess: flag registrations whose brain-mask Dice is below this.")
+    ] = None,
     workers: Annotated[int | None, typer.Option(help="Processes (default: all cores).")] = None,
     dtype: Annotated[str, typer.Option(help="Storage type of volumes.npy: float16 or float32.")] = "float16",
     preview: Annotated[int, typer.Option(help="Volumes shown in preview.png (0: none).")] = 8,
@@ -92,7 +105,9 @@ def prepare(
     """Prepare scans into a memory-mappable training set (volumes.npy + manifest.json)."""
     from stylegan3d.data.prepare import prepare_dataset
 
-    geom = _geometry(out, preset, shape, spacing, frame)
+    if preprocess is None and (skip is not None or keep_flagged or flag_dice is not None):
+        raise UserError("--skip, --keep-flagged and --flag-dice go with --preprocess t1")
+    geom = _geometry(out, preset, shape, spacing, frame or ("mni" if preprocess else None))
     report = prepare_dataset(
         sources,
         out,
@@ -106,6 +121,10 @@ def prepare(
         volume_index=volume_index,
         dtype=dtype,
         preview=preview,
+        preprocess=preprocess,
+        skip=skip,
+        keep_flagged=keep_flagged,
+        flag_dice=flag_dice,
     )
     if as_json:
         echo_json(report.to_dict())
@@ -121,6 +140,11 @@ def prepare(
             typer.echo(f"ignored {report.ignored} non-volume file(s) in source folders")
         for d in report.duplicates:
             typer.echo(f"duplicate: {d['source']} (same content as {d['same_as']})")
+        for f in report.flagged:
+            what = "kept" if f["kept"] else "left out (--keep-flagged keeps it)"
+            typer.echo(f"flagged: {f['source']}: registration Dice {f['dice']:.3f} < {f['threshold']:g}, {what}")
+        if preprocess:
+            typer.echo(f"QC pictures: {out / 'qc.png'} (one per scan in {out / 'preprocess'})")
         for e in report.errors:
             typer.echo(f"failed: {e['source']}: {e['error']}")
         if report.errors:

@@ -299,6 +299,8 @@ class PrepareReport:
     """One ``{"source", "error"}`` per bad input."""
     ignored: int = 0
     """Files in source folders without a volume suffix (e.g. README, JSON sidecars)."""
+    flagged: list[dict[str, Any]] = field(default_factory=list)
+    """``--preprocess``: scans whose registration quality is below the threshold (``{"source", "dice", "kept"}``)."""
     seconds: float = 0.0
 
     def exit_code(self, strict: bool = False) -> int:
@@ -315,6 +317,7 @@ class PrepareReport:
             "duplicates": self.duplicates,
             "errors": self.errors,
             "ignored": self.ignored,
+            "flagged": self.flagged,
             "seconds": self.seconds,
         }
 
@@ -383,8 +386,9 @@ def _settings(
     mask_pattern: str | None,
     volume_index: int | None,
     dtype: str,
+    preprocess: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
+    settings = {
         "version": PREPARE_VERSION,
         **geom.to_dict(),
         "intensity": {"lower_pct": float(lower_pct), "upper_pct": float(upper_pct)},
@@ -392,6 +396,9 @@ def _settings(
         "volume_index": volume_index,
         "dtype": dtype,
     }
+    if preprocess is not None:  # only then: datasets prepared without it keep their settings key
+        settings["preprocess"] = preprocess
+    return settings
 
 
 def _settings_key(settings: dict[str, Any]) -> str:
@@ -424,22 +431,28 @@ def _prepare_one(source_path: str) -> dict[str, Any]:
         if npy.is_file() and meta.is_file():
             result.update(status="resumed", info=json.loads(meta.read_text()))
             return result
-        data, affine = load_volume(source, s["volume_index"])
-        mask: np.ndarray | float | None = s["mask"]["threshold"]
-        if s["mask"]["pattern"]:
-            mpath = _mask_path(source, s["mask"]["pattern"])
-            try:
-                mask = load_volume(mpath)[0]
-            except DataError as e:
-                raise DataError(f"mask {mpath.name}: {e}") from None
         geom = Geometry.from_dict(s)
-        vol, info = prepare_array(data, affine, geom, s["intensity"]["lower_pct"], s["intensity"]["upper_pct"], mask)
+        if s.get("preprocess"):
+            vol, info = _preprocess_one(source, sha, geom, s, Path(task["out"]), task.get("threads", 1))
+        else:
+            data, affine = load_volume(source, s["volume_index"])
+            mask: np.ndarray | float | None = s["mask"]["threshold"]
+            if s["mask"]["pattern"]:
+                mpath = _mask_path(source, s["mask"]["pattern"])
+                try:
+                    mask = load_volume(mpath)[0]
+                except DataError as e:
+                    raise DataError(f"mask {mpath.name}: {e}") from None
+            lo_pct, hi_pct = s["intensity"]["lower_pct"], s["intensity"]["upper_pct"]
+            vol, info = prepare_array(data, affine, geom, lo_pct, hi_pct, mask)
         with atomic_path(npy, suffix=".npy") as tmp, open(tmp, "wb") as f:
             np.save(f, vol[None].astype(s["dtype"]))
         atomic_write_json(meta, info)  # written last: a part counts only when its JSON exists
         result.update(status="prepared", info=info)
     except DataError as e:
         result.update(status="error", error=str(e))
+        if task["settings"].get("preprocess"):
+            result["step"] = getattr(e, "step", "load")
     except MemoryError:
         result.update(status="error", error="out of memory while preparing this volume")
     except UserError as e:  # e.g. a cache file that cannot be written
@@ -447,6 +460,25 @@ def _prepare_one(source_path: str) -> dict[str, Any]:
     except Exception as e:  # a file that trips a library in an unforeseen way must not stop the job
         result.update(status="error", error=f"unexpected {type(e).__name__}: {' '.join(str(e).split())}")
     return result
+
+
+def _preprocess_one(
+    source: Path, sha: str, geom: Geometry, s: dict[str, Any], out: Path, threads: int
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """``--preprocess t1`` for one source: the pipeline, then its transform, mask and QC picture in
+    ``OUT/preprocess/`` (written only once every step succeeded)."""
+    import torch
+
+    from stylegan3d.data.preprocess.pipeline import preprocess_file, save_outputs
+    from stylegan3d.data.preprocess.sitkio import set_threads
+
+    torch.set_num_threads(max(1, threads))
+    set_threads(threads)
+    lo_pct, hi_pct = s["intensity"]["lower_pct"], s["intensity"]["upper_pct"]
+    res = preprocess_file(source, geom, s["preprocess"]["skip"], s["volume_index"], lower_pct=lo_pct, upper_pct=hi_pct)
+    files = save_outputs(res, out / "preprocess", f"{volume_stem(source)}-{sha[:8]}")
+    res.info["preprocess"]["files"] = {k: str(Path(v).relative_to(out)) for k, v in files.items()}
+    return res.volume, res.info
 
 
 def _outcome(future: Any, source: str) -> dict[str, Any]:
@@ -510,6 +542,11 @@ def _run_tasks(sources: list[str], ctx: dict[str, Any], workers: int, progress: 
     )
 
     parallel = workers > 1 and len(sources) > 1
+    if ctx["settings"].get("preprocess"):  # load the template once, before forking; split the cores
+        from stylegan3d.data.preprocess.register import mni_template
+
+        mni_template(2.0)
+        ctx = {**ctx, "threads": max(1, (os.cpu_count() or 1) // (min(workers, len(sources)) if parallel else 1))}
     pool = (
         ProcessPoolExecutor(
             min(workers, len(sources)), mp_context=mp.get_context("fork"), initializer=_init_worker, initargs=(ctx,)
@@ -547,6 +584,10 @@ def prepare_dataset(
     preview: int = 8,
     progress: bool = True,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    preprocess: str | None = None,
+    skip: Sequence[str] | str | None = None,
+    keep_flagged: bool = False,
+    flag_dice: float | None = None,
 ) -> PrepareReport:
     """Prepare ``sources`` (files, folders, path lists) into the dataset folder ``out``.
 
@@ -555,6 +596,11 @@ def prepare_dataset(
     :meth:`PrepareReport.exit_code`; good files are always kept. An existing dataset is
     extended: unchanged files are skipped by SHA-256, new files appended, and a file whose
     content changed replaces its record in place. Its settings must match.
+
+    ``preprocess="t1"`` runs :mod:`stylegan3d.data.preprocess` on every scan (N4, deepbet, affine to
+    MNI152; ``skip`` names steps to leave out) and writes ``preprocess/STEM-SHA.{transform.json,
+    mask.nii.gz,qc.png}`` and ``qc.png`` (all QC pictures); scans whose brain-mask Dice with the
+    template is below ``flag_dice`` are flagged and left out unless ``keep_flagged``.
     """
     t0 = time.perf_counter()
     out = Path(out)
@@ -573,7 +619,21 @@ def prepare_dataset(
             raise UserError(
                 f"invalid mask pattern {mask_pattern!r}: use {{stem}} or {{name}}, e.g. {{stem}}_mask.nii.gz"
             ) from None
-    settings = _settings(geom, lower_pct, upper_pct, mask_threshold, mask_pattern, volume_index, dtype)
+    pre = None
+    if preprocess is not None:
+        from stylegan3d.data.preprocess.pipeline import DEFAULT_FLAG_DICE, parse_skip
+
+        if preprocess != "t1":
+            raise UserError(f"unknown preprocessing {preprocess!r}: the pipeline is 't1'")
+        if mask_threshold is not None or mask_pattern is not None:
+            raise UserError("--preprocess t1 makes its own brain masks: drop --mask-threshold/--mask-pattern")
+        if geom.frame != "mni":
+            raise UserError("--preprocess t1 registers scans to MNI152: use --frame mni (or leave --frame out)")
+        flag_dice = DEFAULT_FLAG_DICE if flag_dice is None else float(flag_dice)
+        if not 0.0 <= flag_dice <= 1.0:
+            raise UserError(f"flag threshold must be a Dice in [0, 1], got {flag_dice}")
+        pre = {"pipeline": "t1", "skip": list(parse_skip(skip))}
+    settings = _settings(geom, lower_pct, upper_pct, mask_threshold, mask_pattern, volume_index, dtype, pre)
     key = _settings_key(settings)
     existing = _load_existing(out)
     if existing is not None:
@@ -593,10 +653,12 @@ def prepare_dataset(
     available = {r["sha256"] for r in records if _part_paths(parts, r["sha256"], key)[0].is_file()}
     if old_array is not None:
         available |= {r["sha256"] for r in records}
-    ctx = {"settings": settings, "key": key, "parts": str(parts), "known": available}
+    ctx = {"settings": settings, "key": key, "parts": str(parts), "known": available, "out": str(out.absolute())}
     n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
     results = {}
     for res in _run_tasks([str(p) for p in paths], ctx, n_workers, progress):
+        if pre is not None:
+            _flag(res, flag_dice, keep_flagged, report)
         results[res["source"]] = res
         if on_result is not None:
             on_result(res)
@@ -622,10 +684,45 @@ def prepare_dataset(
             [np.asarray(arr[i, 0], np.float32) for i in range(min(preview, len(arr)))],
             spacing=geom.spacing,
         )
+    if pre is not None and (changed or report.flagged or not (out / "qc.png").exists()):
+        _qc_sheet(out, records, report.flagged)
     _remove_parts(parts, keep=not records)
     report.total = len(records)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _flag(res: dict[str, Any], threshold: float, keep: bool, report: PrepareReport) -> None:
+    """Mark a preprocessed result whose registration Dice is below ``threshold``; drop it unless ``keep``."""
+    if res.get("status") not in ("prepared", "resumed") or "preprocess" not in res.get("info", {}):
+        return
+    pre = res["info"]["preprocess"]
+    d = pre["registration"]["dice"]
+    pre["flagged"] = bool(d is not None and d < threshold)
+    if pre["flagged"]:
+        qc = pre.get("files", {}).get("qc")
+        report.flagged.append({"source": res["source"], "dice": d, "threshold": threshold, "kept": keep, "qc": qc})
+        if not keep:
+            res["status"] = "flagged"
+
+
+def _qc_sheet(out: Path, records: list[dict[str, Any]], flagged: list[dict[str, Any]]) -> None:
+    """``OUT/qc.png``: the QC pictures of the dataset's scans and of the flagged ones left out."""
+    from stylegan3d.data.preprocess.qc import save_qc_sheet
+
+    pics, titles = [], []
+    for r in records:
+        pre = r.get("preprocess") or {}
+        if pre.get("files", {}).get("qc"):
+            d = pre["registration"]["dice"]
+            pics.append(out / pre["files"]["qc"])
+            titles.append(f"{r['name']}  Dice {d:.3f}" + ("  FLAGGED" if pre.get("flagged") else ""))
+    for f in flagged:
+        if not f["kept"] and f.get("qc"):
+            pics.append(out / f["qc"])
+            titles.append(f"{Path(f['source']).name}  Dice {f['dice']:.3f}  FLAGGED (left out)")
+    if pics:
+        save_qc_sheet(out / "qc.png", pics, titles)
 
 
 def _remove_parts(parts: Path, keep: bool) -> None:
@@ -647,13 +744,14 @@ def _merge(records: list[dict[str, Any]], results: list[dict[str, Any]], report:
     already held by another record is a duplicate (a changed path that now duplicates another
     file loses its record: the dataset follows the files). Fills the report's lists.
     """
-    old_info = {r["sha256"]: {k: r[k] for k in _INFO_KEYS} for r in records}
+    old_info = {r["sha256"]: {k: r[k] for k in (*_INFO_KEYS, "preprocess") if k in r} for r in records}
     by_source = {r["source"]: i for i, r in enumerate(records)}
     ok = []
     for res in results:
         if res["status"] == "error":
-            report.errors.append({"source": res["source"], "error": res["error"]})
-        else:
+            step = {"step": res["step"]} if "step" in res else {}
+            report.errors.append({"source": res["source"], **step, "error": res["error"]})
+        elif res["status"] != "flagged":
             ok.append(res)
 
     def record(res: dict[str, Any]) -> dict[str, Any]:
@@ -689,7 +787,8 @@ _INFO_KEYS = ("orig_shape", "orig_affine", "orig_spacing", "target_affine", "int
 
 
 def _manifest(settings: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
-    ordered = [{k: r[k] for k in ("index", "name", "source", "sha256", *_INFO_KEYS)} for r in records]
+    keys = ("index", "name", "source", "sha256", *_INFO_KEYS, "preprocess")
+    ordered = [{k: r[k] for k in keys if k in r} for r in records]
     return {
         "format": "stylegan3d-dataset",
         "version": 1,
