@@ -2,7 +2,8 @@
 # Metrics of one checkpoint of a long run (issue 18), against the held-out synthetic subjects:
 #   bash runs/evaluate.sh demo-8mm [CKPT]     # default: the run's latest checkpoint
 # 64 generated volumes vs half A (64) of the 128 held-out subjects, real-vs-real = half B vs A;
-# memorisation against the 336 training subjects. JSON in runs/eval/NAME/ (committed).
+# memorisation against the 336 training subjects; 20 bootstrap resamples (each FID resample is a
+# 2048-d matrix square root). JSON in runs/eval/NAME/ (committed).
 set -euo pipefail
 cd "$(dirname "$0")"
 NAME=${1:?run name}
@@ -12,7 +13,7 @@ case "$NAME" in demo-8mm) DS=ds8mm ;; 4mm-f64) DS=ds4mm ;; *) echo "error: unkno
 KIMG=$($BIN/python -c "import json,sys; print(f\"{json.load(open(sys.argv[1]))['kimg']:07.2f}\")" "${CKPT%.safetensors}.json")
 OUT=eval/$NAME
 mkdir -p "$OUT"
-$BIN/stylegan3d metrics --ckpt "$CKPT" --data $DS-heldout --metrics all --n 64 --seeds 1000-1063 \
+$BIN/stylegan3d metrics --ckpt "$CKPT" --data $DS-heldout --metrics all --n 64 --seeds 1000-1063 --boot 20 \
   --json "$OUT/kimg-$KIMG.json" --quiet > /dev/null
 $BIN/stylegan3d metrics --ckpt "$CKPT" --data $DS-train --metrics memorisation --n 64 --seeds 1000-1063 \
   --no-real-vs-real --json "$OUT/kimg-$KIMG-memorisation-train.json" --quiet > /dev/null
