@@ -128,12 +128,21 @@ def project(
     labels: Annotated[str | None, typer.Option(help="Class label of a conditional model.")] = None,
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "cpu",
     html: Annotated[bool, typer.Option("--html", help=HTML_HELP)] = False,
+    preprocess: Annotated[
+        str | None,
+        typer.Option(help="t1: a raw T1 scan -> N4, deepbet, affine to MNI152 first; also writes it in native space."),
+    ] = None,
+    skip: Annotated[str | None, typer.Option(help="With --preprocess: steps to leave out, e.g. n4,brain.")] = None,
 ) -> None:
     """Project a scan into the latent space; write the reconstruction, latent, pictures and metrics."""
     require_file(target, "target")
     if mask is not None:
         require_file(mask, "mask")
+    if skip is not None and preprocess is None:
+        raise UserError("--skip goes with --preprocess t1")
     settings = {"seed": seed, "perceptual": perceptual}
+    if preprocess is not None:
+        settings.update(preprocess=preprocess, skip=skip)
     if lr is not None:
         settings["lr"] = lr
     with _notes():

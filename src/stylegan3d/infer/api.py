@@ -107,13 +107,25 @@ class ProjectionResult:
     source: dict[str, Any] | None = None
     """For NIfTI targets: ``path``, ``orig_affine``, ``orig_shape``, ``intensity`` of the original scan."""
     model_sha256: str | None = None
+    preprocessed: Any = None
+    """``project(..., preprocess="t1")``: the :class:`~stylegan3d.data.preprocess.pipeline.PreprocessResult`."""
 
     def reconstruction_native(self) -> np.ndarray | None:
-        """The reconstruction resampled back onto the target's own voxel grid (``[X, Y, Z]``, [0, 1])."""
+        """The reconstruction resampled back onto the target's own voxel grid (``[X, Y, Z]``, [0, 1]).
+
+        For a preprocessed target the inverse of its registration is composed in (one resampling),
+        so the result overlays the original scan."""
         if self.source is None:
             return None
         from stylegan3d.data.prepare import resample_to
 
+        if self.source.get("mni_to_native") is not None:
+            from stylegan3d.data.preprocess.register import to_native
+
+            return to_native(
+                self.reconstruction[0], self.affine, np.asarray(self.source["mni_to_native"]),
+                np.asarray(self.source["orig_affine"]), self.source["orig_shape"],
+            )
         return resample_to(
             self.reconstruction[0], self.affine, np.asarray(self.source["orig_affine"]), self.source["orig_shape"]
         )
@@ -142,6 +154,11 @@ class ProjectionResult:
             )
         if self.mask is not None:
             paths["mask"] = write_nifti(self.mask.astype(np.float32), self.affine, out / "mask.nii.gz")
+        if self.preprocessed is not None:
+            from stylegan3d.data.preprocess.pipeline import save_outputs
+
+            for kind, p in save_outputs(self.preprocessed, out, "target").items():
+                paths[f"target_{kind}"] = Path(p)
         paths["latent"] = save_latent(out / "latent.npz", self.ws, self.noise, self.space, self.model_sha256)
         paths["compare"] = save_comparison(out / "compare.png", self.target, self.reconstruction, self.mask, spacing)
         paths["loss"] = save_loss_curve(out / "loss.png", self.history)
@@ -601,12 +618,50 @@ class Model:
             raise UserError(f"mask {path} does not overlap the model grid")
         return m
 
+    def _preprocess_path(self, path: Path, skip: Any = None):
+        """``project --preprocess t1``: the T1 pipeline onto the model's MNI grid; the brain mask is the loss mask."""
+        from stylegan3d.data.preprocess import PreprocessError
+        from stylegan3d.data.preprocess.pipeline import preprocess_file
+        from stylegan3d.data.preprocess.register import to_grid
+
+        if not path.exists():
+            raise UserError(f"target not found: {path}")
+        g = self.geometry
+        geom = g.data_geometry()
+        try:
+            pre = preprocess_file(path, geom, skip or (), lower_pct=g.lower_pct, upper_pct=g.upper_pct)
+        except PreprocessError as e:
+            raise UserError(f"target {path}: {e}") from None
+        reg = pre.registration
+        m = to_grid(pre.mask.astype(np.float32), pre.ras_affine, reg.mni_to_native, g.affine, g.shape) > 0.5
+        source = {
+            "path": str(path),
+            "orig_affine": pre.info["orig_affine"],
+            "orig_shape": pre.info["orig_shape"],
+            "intensity": pre.info["intensity"],
+            "grid_affine": pre.info["target_affine"],
+            "mni_to_native": reg.mni_to_native.tolist(),
+            "preprocess": pre.info["preprocess"],
+        }
+        return pre.volume[None], m, np.asarray(g.affine, dtype=np.float64).copy(), source, pre
+
     def _prepare_path(self, path: Path, mask: Any, channels: int):
         from stylegan3d.data.prepare import prepare_array, resample_to
 
         if channels != 1:
             raise UserError(f"this model makes {channels}-channel volumes; project from an array [C, D, H, W]")
         data, affine = self._load(path, "target")
+        from stylegan3d.data.preprocess.pipeline import mni_mismatch
+
+        reasons = mni_mismatch(data, affine) if mask is None else []
+        if self.geometry.frame != "mni":  # a 'centre' model crops around the brain itself: position does not matter
+            reasons = [r for r in reasons if "whole head" in r]
+        if reasons:
+            warnings.warn(
+                f"target {path.name} does not look like a skull-stripped brain in MNI152 space ({'; '.join(reasons)}); "
+                "for a raw scan use --preprocess t1 (Python: preprocess='t1')",
+                stacklevel=3,
+            )
         mask_native = None
         if mask is not None:
             if isinstance(mask, str | os.PathLike):
@@ -651,12 +706,17 @@ class Model:
         mask: np.ndarray | str | os.PathLike | None = None,
         labels: Any = None,
         progress: bool = False,
+        preprocess: str | None = None,
+        skip: Any = None,
         **settings: Any,
     ) -> ProjectionResult:
         """Find ws (W or W+) and noise maps reproducing ``target`` (array ``[D, H, W]`` in [0, 1] or a scan path).
 
         Extra ``settings`` are :class:`~stylegan3d.infer.projector.ProjectorConfig` fields
-        (``lr``, ``w_noise``, ``noise_reg``, ``perceptual``, ``seed``, ...).
+        (``lr``, ``w_noise``, ``noise_reg``, ``perceptual``, ``seed``, ...). ``preprocess="t1"``
+        (a scan path only) runs the raw-T1 pipeline first (N4, deepbet, affine to MNI152; ``skip``
+        names steps to leave out); the brain mask becomes the loss mask, and the result maps back
+        to the scan's native space through the inverse transform.
         """
         from stylegan3d.infer.projector import ProjectorConfig, project_volume, reconstruction_metrics
 
@@ -665,7 +725,17 @@ class Model:
         if unknown:
             raise UserError(f"unknown projector setting(s) {sorted(unknown)}")
         cfg = ProjectorConfig(space=space, steps=steps, **settings).validate()
-        vol, m, affine, source = self.prepare_target(target, mask)
+        pre = None
+        if preprocess is not None:
+            if preprocess != "t1":
+                raise UserError(f"unknown preprocessing {preprocess!r}: the pipeline is 't1'")
+            if not isinstance(target, str | os.PathLike):
+                raise UserError("preprocess='t1' needs a scan path as the target")
+            if mask is not None:
+                raise UserError("--preprocess t1 makes its own brain mask: drop --mask")
+            vol, m, affine, source, pre = self._preprocess_path(Path(target), skip)
+        else:
+            vol, m, affine, source = self.prepare_target(target, mask)
         c = _labels_to_c(labels, 1, self.G.c_dim)
         out = project_volume(
             self.G,
@@ -690,6 +760,7 @@ class Model:
             settings=out.config,
             source=source,
             model_sha256=self.sha256,
+            preprocessed=pre,
         )
 
     # ------------------------------------------------------------------ mixing / interpolation
