@@ -10,9 +10,12 @@ NAME=${1:?run name}
 CKPT=${2:-$NAME/$(cat "$NAME/latest")}
 BIN=../.venv/bin
 case "$NAME" in demo-8mm) DS=ds8mm ;; 4mm-f64) DS=ds4mm ;; *) echo "error: unknown run $NAME" >&2; exit 2 ;; esac
-KIMG=$($BIN/python -c "import json,sys; print(f\"{json.load(open(sys.argv[1]))['kimg']:07.2f}\")" "${CKPT%.safetensors}.json")
 OUT=eval/$NAME
 mkdir -p "$OUT"
+# the run keeps only its last checkpoints: evaluate a copy
+TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
+cp "$CKPT" "${CKPT%.safetensors}.json" "$TMP/"; CKPT=$TMP/$(basename "$CKPT")
+KIMG=$($BIN/python -c "import json,sys; print(f\"{json.load(open(sys.argv[1]))['kimg']:07.2f}\")" "${CKPT%.safetensors}.json")
 $BIN/stylegan3d metrics --ckpt "$CKPT" --data $DS-heldout --metrics all --n 64 --seeds 1000-1063 --boot 20 \
   --json "$OUT/kimg-$KIMG.json" --quiet > /dev/null
 $BIN/stylegan3d metrics --ckpt "$CKPT" --data $DS-train --metrics memorisation --n 64 --seeds 1000-1063 \
