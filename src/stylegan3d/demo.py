@@ -37,6 +37,8 @@ class DemoConfig:
     metrics_n: int = 8
     seed: int = 0
     min_train_seconds: float = 60.0
+    preprocess_real: bool = True
+    """Bring pycortex's raw head scan into the model's frame first (N4, deepbet, affine to MNI152; ~1 min)."""
 
 
 def _stage(name: str) -> None:
@@ -169,12 +171,14 @@ def run_demo(out: Path, cfg: DemoConfig | None = None) -> Path:
     _stage("6/7 projection of unseen scans (W+)")
     t = time.time()
     projections = []
-    targets = [("held-out synthetic subject", held_out)]
+    targets = [("held-out synthetic subject", held_out, None)]
     real_t1 = _pycortex_t1()
     if real_t1 is not None:
-        targets.append(("real T1 (pycortex S1)", real_t1))
-    for label, target in targets:
-        res = model.project(target, space="w+", steps=cfg.project_steps, progress=True)
+        pre = "t1" if cfg.preprocess_real else None
+        label = "real T1 (pycortex S1" + (", raw head scan: N4, deepbet, affine to MNI152)" if pre else ")")
+        targets.append((label, real_t1, pre))
+    for label, target, pre in targets:
+        res = model.project(target, space="w+", steps=cfg.project_steps, progress=True, preprocess=pre)
         pdir = out / "projection" / Path(target).name.split(".")[0]
         paths = res.save(pdir)
         projections.append((label, res.metrics, paths, res.seconds))
