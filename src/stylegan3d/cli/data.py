@@ -91,7 +91,7 @@ def prepare(
         str | None, typer.Option(help="With --preprocess: steps the scans do not need, e.g. n4,brain (or register).")
     ] = None,
     keep_flagged: Annotated[
-        bool, typer.Option(help="With --preprocess: keep scans whose registration is flagged (Dice below --flag-dice).")
+        bool, typer.Option("--keep-flagged", help="With --preprocess: keep scans whose registration is flagged.")
     ] = False,
     flag_dice: Annotated[
         float | None, typer.Option(help="With --preprocess: flag registrations whose brain-mask Dice is below this.")
