@@ -30,6 +30,10 @@ FLAGS = [
     "--hide-scrollbars",
     "--mute-audio",
     "--disable-breakpad",
+    # On a busy machine the software GPU can be starved for seconds: without these, Chromium's watchdogs
+    # kill the GPU process / renderer and the page never finishes loading.
+    "--disable-gpu-watchdog",
+    "--disable-hang-monitor",
 ]
 BUDGETS_MS = (20_000, 60_000, 180_000)
 """Virtual-time budgets tried in turn until the page reports a final status (no wall-clock limits)."""
