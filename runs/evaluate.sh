@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 NAME=${1:?run name}
 CKPT=${2:-$NAME/$(cat "$NAME/latest")}
 BIN=../.venv/bin
-case "$NAME" in demo-8mm) DS=ds8mm ;; 4mm-f64) DS=ds4mm ;; *) echo "error: unknown run $NAME" >&2; exit 2 ;; esac
+case "$NAME" in demo-8mm*) DS=ds8mm ;; 4mm-f64) DS=ds4mm ;; *) echo "error: unknown run $NAME" >&2; exit 2 ;; esac
 OUT=eval/$NAME
 mkdir -p "$OUT"
 # the run keeps only its last checkpoints: evaluate a copy

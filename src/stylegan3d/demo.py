@@ -33,6 +33,10 @@ class DemoConfig:
     overrides: list[str] = field(default_factory=list)
     samples: int = 8
     project_steps: int = 100
+    model: str | None = "demo-8mm"
+    """Shipped model (stylegan3d info --models) that generates, mixes, projects and is measured
+    after the brief training, when one of that name ships with the preset's grid; None or
+    another grid: the model trained here does it all."""
     metrics: str = "bmmd2,ms_ssim,fd3d,prdc,memorisation"
     metrics_n: int = 8
     seed: int = 0
@@ -139,7 +143,14 @@ def run_demo(out: Path, cfg: DemoConfig | None = None) -> Path:
     resume = run if (run / "latest").exists() else None
     train(model_cfg, data, run, resume=resume, time_limit_s=train_s)
     mark("train", t)
-    model = load(run)
+    trained = load(run)
+    shipped = shipped_model(cfg.model, model_cfg)
+    model = load(shipped) if shipped is not None else trained
+    own_png = None
+    if shipped is not None:  # the brief run still shows that training works: its own samples
+        own = trained.generate(list(range(cfg.samples)))
+        own_png = save_contact_sheet(out / "samples-trained-here.png", list(own[:, 0]), ncols=4,
+                                     spacing=trained.geometry.spacing)
 
     _stage(f"4/7 generate {cfg.samples} samples")
     t = time.time()
@@ -187,7 +198,7 @@ def run_demo(out: Path, cfg: DemoConfig | None = None) -> Path:
 
     _stage("7/7 metrics with real-vs-real baselines")
     t = time.time()
-    doc = evaluate(run, data, cfg.metrics, n=cfg.metrics_n, progress=True)
+    doc = evaluate(shipped or run, data, cfg.metrics, n=cfg.metrics_n, progress=True)
     atomic_write_json(out / "metrics.json", doc)
     mark("metrics", t)
 
@@ -210,6 +221,12 @@ def run_demo(out: Path, cfg: DemoConfig | None = None) -> Path:
             f"<h2>Projection: {html.escape(label)}</h2><p>{html.escape(m)} ({seconds:.0f} s)</p>"
             + (_img(pic) if pic else "")
         )
+    if own_png is not None:
+        sections.append(
+            f"<h2>Samples of the model trained here ({timings['train']:.0f} s)</h2><p>The sections above use the "
+            f"shipped model <b>{html.escape(str(cfg.model))}</b> ({float(model.sidecar.get('kimg') or 0):.1f} kimg, "
+            f"docs/quality.md); these are the demo's own brief run.</p>{_img(own_png)}"
+        )
     if curves:
         sections.append(f"<h2>Training curves</h2>{_img(curves)}")
     sections.append(f"<h2>Metrics</h2>{_metrics_html(doc)}")
@@ -229,6 +246,25 @@ def run_demo(out: Path, cfg: DemoConfig | None = None) -> Path:
     atomic_write_text(out / "report.html", page)
     atomic_write_json(out / "timings.json", timings)
     return out / "report.html"
+
+
+def shipped_model(name: str | None, cfg) -> Path | None:
+    """The shipped model ``name`` when it exists and has the grid of ``cfg`` (resolution, spacing,
+    channels), else None (the demo then uses the model it trained)."""
+    from stylegan3d.config import Config
+    from stylegan3d.models import list_models, model_path
+    from stylegan3d.train.checkpoint import read_sidecar
+
+    if name is None or name not in list_models():
+        return None
+    path = model_path(name)
+    m = Config.from_dict(read_sidecar(path)["config"]).model
+    same = (list(m.resolution), m.spacing_mm, m.channels) == (
+        list(cfg.model.resolution),
+        cfg.model.spacing_mm,
+        cfg.model.channels,
+    )
+    return path if same else None
 
 
 def _metrics_html(doc: dict) -> str:

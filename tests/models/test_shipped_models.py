@@ -106,3 +106,13 @@ def test_shipped_models_load_and_are_documented():
         assert name in readme, f"shipped model {name} is not named in the README"
         x = g(torch.randn(2, g.z_dim), None, noise_mode="const")
         assert x.shape[2:] == tuple(g.cfg.resolution) and torch.isfinite(x).all()
+
+
+def test_demo_uses_a_shipped_model_only_on_its_own_grid(shipped):
+    from stylegan3d.demo import shipped_model
+
+    demo = load_preset("demo")
+    assert shipped_model("tiny-8mm", demo) == shipped / "tiny-8mm.safetensors"
+    assert shipped_model("tiny-8mm", apply_overrides(demo, ["resolution=[10,12,14]"])) is None
+    assert shipped_model("tiny-8mm", apply_overrides(demo, ["spacing_mm=4"])) is None
+    assert shipped_model("absent", demo) is None and shipped_model(None, demo) is None
