@@ -37,6 +37,8 @@ if [[ ! -f cohort4mm/sub-000.nii.gz ]]; then
 fi
 [[ -f $DS-train/manifest.json ]] || $BIN/stylegan3d prepare cohort4mm --out $DS-train --preset $PRESET --frame mni
 [[ -f $DS-heldout/manifest.json ]] || $BIN/stylegan3d prepare cohort4mm-heldout --out $DS-heldout --preset $PRESET --frame mni
+# THREADS=1 when two runs share the cores (two 2-thread OpenMP teams on 2 cores slow both ~5x)
+[[ -n "${THREADS:-}" ]] && export OMP_NUM_THREADS=$THREADS
 RESUME=()
 if [[ -f $RUN/latest ]]; then RESUME=(--resume "$RUN")
 elif compgen -G "resume/$NAME/ckpt-*.safetensors" > /dev/null; then RESUME=(--resume "$(ls resume/$NAME/ckpt-*.safetensors)")
