@@ -6,8 +6,12 @@ The optimisation follows the reference projector of StyleGAN2 / 3D-StyleGAN:
   ``w_avg``, which an untrained or imported model may lack);
 * W space optimises one w shared by all layers, W+ one w per layer (both start at that mean);
 * the per-layer noise maps are optimised too, starting from N(0, 1), and renormalised to zero
-  mean and unit variance after every step; a multi-scale autocorrelation penalty (weight
-  ``noise_reg``) keeps them from encoding the image;
+  mean and unit variance after every step; an optional multi-scale autocorrelation penalty
+  (weight ``noise_reg``, default 0 as in the 3D reference) keeps them from encoding the image.
+  The 2D projector's weight 1e5 is tuned for LPIPS and megapixel maps: on these small 3D maps
+  the penalty's white-noise floor alone (~1/voxels per axis and scale) times 1e5 is 3-4 orders
+  of magnitude above the MSE, so Adam moves the maps by the penalty only and never towards the
+  target's noise (measured, issue 18: W+ SSIM 0.57 instead of 0.98 on a generator's own output);
 * Adam with learning rate ``lr`` (0.3 in W as the reference; 0.1 in W+, where 0.3 measurably
   stalls) ramped up over the first ``lr_rampup`` fraction of the steps
   and down with a cosine over the last ``lr_rampdown`` fraction;
@@ -58,8 +62,9 @@ class ProjectorConfig:
     """Initial w noise, in units of the spread ``w_std`` of mapped latents."""
     noise_ramp: float = 0.75
     """Fraction of the steps after which the w noise is zero (quadratic ramp)."""
-    noise_reg: float = 1e5
-    """Weight of the noise-map autocorrelation penalty."""
+    noise_reg: float = 0.0
+    """Weight of the noise-map autocorrelation penalty (0 = off, as the 3D reference; the 2D
+    projector's 1e5 swamps the MSE on 3D noise maps and stops them from fitting, see the module doc)."""
     pool: int = 8
     """Average-pooling factor of the coarse MSE term (reduced to size // 4 for small volumes)."""
     perceptual: float = 0.0
