@@ -163,4 +163,4 @@ def test_pycortex_head_scan_full_pipeline(tmp_path):
     back = to_native(res.volume, GRID_2MM.affine, res.registration.mni_to_native, aff, data.shape)
     inside = resample_to(res.mask.astype(np.float32), res.ras_affine, aff, data.shape) > 0.5  # exact: a flip
     r = float(np.corrcoef(back[inside], data[inside])[0, 1])
-    assert r >= 0.8, r
+    assert r >= 0.9, r  # 0.94 measured (2 mm grid vs the raw 1 mm scan, no N4)
