@@ -51,9 +51,12 @@
     const mm = nv.frac2mm(nv.scene.crosshairPos, 0, true);
     const rasVox = vol.mm2vox(mm);  // NiiVue's index in its RAS-reoriented copy of the volume
     const value = vol.getValue(rasVox[0], rasVox[1], rasVox[2], vol.frame4D || 0);
+    // The file's own voxel index of that same voxel: from its centre, so a crosshair exactly between two
+    // voxels cannot round one way for the value and the other way for the index.
+    const centre = vol.vox2mm([rasVox[0], rasVox[1], rasVox[2]], vol.matRAS);
     return {
       slot: entry.slot, name: vol.name,
-      mm: [mm[0], mm[1], mm[2]].map(Number), vox: nativeVoxel(vol.hdr.affine, mm), value: Number(value),
+      mm: [mm[0], mm[1], mm[2]].map(Number), vox: nativeVoxel(vol.hdr.affine, centre), value: Number(value),
     };
   }
 
