@@ -1,0 +1,76 @@
+"""Ship a run's G_ema in the package and make the README's pictures with it (issue 18).
+
+    .venv/bin/python runs/ship.py demo-8mm     # -> src/stylegan3d/models/demo-8mm.{safetensors,json}
+    .venv/bin/python runs/ship.py demo-8mm --pictures   # also docs/images/shipped-*.png via the CLI
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DESCRIPTION = {
+    "demo-8mm": "8 mm brains (20x24x28), trained on 336 synthetic MNI152-derived subjects; docs/quality.md",
+}
+
+
+def ship(name: str) -> Path:
+    from stylegan3d.models import MODELS_DIR
+    from stylegan3d.train.checkpoint import load_generator, save_model
+
+    G, meta = load_generator(HERE / name)
+    extra = {
+        "kimg": meta["kimg"],
+        "step": meta["step"],
+        "dataset": meta["dataset"],
+        "description": DESCRIPTION[name],
+        "trained_from": {"checkpoint_sha256": meta["sha256"], "run": f"runs/{name}", "metrics": meta.get("metrics")},
+    }
+    return save_model(MODELS_DIR / f"{name}.safetensors", G, meta["config"], extra)
+
+
+def pictures(name: str) -> None:
+    """Samples, mixing grid and projections of the shipped model, made by the CLI as a user would."""
+    import nibabel  # noqa: F401  (fail early without the environment)
+
+    tmp = HERE / f"pictures-{name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    cli = [sys.executable, "-m", "stylegan3d"]
+    held_out = HERE / "cohort4mm-heldout" / "sub-400.nii.gz"
+    t1 = Path(sys.prefix) / "share" / "pycortex" / "db" / "S1" / "anatomicals" / "raw.nii.gz"
+    steps = ["--steps", "1000"]
+    gen3 = str(tmp / "gen" / "seed0003.nii.gz")
+    jobs = [
+        ["generate", "--model", name, "--seeds", "0-7", "--out", str(tmp / "gen")],
+        ["mix", "--model", name, "--rows", "10,11,12", "--cols", "20,21,22", "--out", str(tmp / "mix")],
+        ["project", "--model", name, "--target", gen3, *steps, "--out", str(tmp / "proj-gen")],
+        ["project", "--model", name, "--target", str(held_out), *steps, "--out", str(tmp / "proj-heldout")],
+        ["project", "--model", name, "--target", str(t1), "--preprocess", "t1", *steps, "--out", str(tmp / "proj-t1")],
+    ]
+    for argv in jobs:
+        print("$ stylegan3d", " ".join(argv), flush=True)
+        subprocess.run(cli + argv, check=True)
+    images = ROOT / "docs" / "images"
+    for src, dst in [
+        (tmp / "gen" / "contact_sheet.png", f"shipped-{name}-samples.png"),
+        (next((tmp / "mix").glob("*.png")), f"shipped-{name}-mixing.png"),
+        (tmp / "proj-gen" / "compare.png", f"shipped-{name}-projection-generated.png"),
+        (tmp / "proj-heldout" / "compare.png", f"shipped-{name}-projection-heldout.png"),
+        (tmp / "proj-t1" / "compare.png", f"shipped-{name}-projection-real-t1.png"),
+    ]:
+        shutil.copyfile(src, images / dst)
+        print("wrote", images / dst)
+    for d in ("proj-gen", "proj-heldout", "proj-t1"):
+        print(d, (tmp / d / "metrics.json").read_text())
+
+
+if __name__ == "__main__":
+    run = sys.argv[1]
+    if "--pictures" not in sys.argv:
+        print("shipped", ship(run))
+    else:
+        pictures(run)
