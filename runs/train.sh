@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Long training runs of issue 18, resumable across sittings and machines.
 #   bash runs/train.sh demo-8mm          # start, or resume the run folder / the committed checkpoint
-#   bash runs/train.sh demo-8mm --save   # copy the latest checkpoint to runs/resume/NAME/ (to commit)
+#   bash runs/train.sh demo-8mm --save   # latest checkpoint -> runs/resume/NAME/, stats -> runs/eval/NAME/ (commit both)
 # The cohort is synthetic and deterministic (seed 1000): 336 training + 128 held-out subjects.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -26,7 +26,7 @@ if [[ "${2:-}" == "--save" ]]; then
   rm -f "$dest"/ckpt-*
   mv "$dest/.tmp.json" "$dest/$(basename "${latest%.safetensors}").json"
   mv "$dest/.tmp.safetensors" "$dest/$(basename "$latest")"
-  cp "$RUN/stats.jsonl" "$dest/stats.jsonl"
+  mkdir -p "eval/$NAME"; cp "$RUN/stats.jsonl" "eval/$NAME/stats.jsonl"  # the learning curves need it
   echo "saved $dest/$(basename "$latest")"
   exit 0
 fi
