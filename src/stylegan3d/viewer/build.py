@@ -29,13 +29,18 @@ def _vol3d(array: np.ndarray) -> np.ndarray:
     return a
 
 
+def _add_shared_window(page: Page, names: Sequence[str], arrays: Sequence[np.ndarray], affine: np.ndarray) -> list[int]:
+    """Add volumes that are compared with each other (one shared window); returns their indices."""
+    vols = [_vol3d(a) for a in arrays]
+    window = robust_window(vols)
+    return [page.add(Volume(n, v, affine, window)) for n, v in zip(names, vols, strict=True)]
+
+
 def add_samples(
     page: Page, names: Sequence[str], arrays: Sequence[np.ndarray], affine: np.ndarray, title: str = "Samples"
 ) -> None:
     """Volumes side by side (sections of at most :data:`PER_SECTION`), one shared window."""
-    vols = [_vol3d(a) for a in arrays]
-    window = robust_window(vols)
-    idx = [page.add(Volume(n, v, affine, window)) for n, v in zip(names, vols, strict=True)]
+    idx = _add_shared_window(page, names, arrays, affine)
     for start in range(0, len(idx), PER_SECTION):
         chunk = idx[start : start + PER_SECTION]
         part = f" ({start + 1}-{start + len(chunk)} of {len(idx)})" if len(idx) > PER_SECTION else ""
@@ -106,9 +111,7 @@ def add_interpolation(
     page: Page, names: Sequence[str], frames: Sequence[np.ndarray], affine: np.ndarray, title: str = "Interpolation"
 ) -> None:
     """One viewer, the frame chosen with a slider (one shared window)."""
-    vols = [_vol3d(a) for a in frames]
-    window = robust_window(vols)
-    ids = [page.add(Volume(n, v, affine, window)) for n, v in zip(names, vols, strict=True)]
+    ids = _add_shared_window(page, names, frames, affine)
     options = [{"label": f"frame {i + 1}/{len(ids)} ({names[i]})", "vols": [k]} for i, k in enumerate(ids)]
     page.sections.append(Section(title, ["frame"], options, control="slider", note="Move the slider to step through."))
 
