@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stylegan3d.errors import UserError
+from stylegan3d.errors import CheckpointError
 
 MODELS_DIR = Path(__file__).resolve().parent
 
@@ -29,13 +29,15 @@ def is_model_name(text: str | Path) -> bool:
 
 
 def model_path(name: str) -> Path:
-    """The ``.safetensors`` file of shipped model ``name``; a UserError lists the names otherwise."""
+    """The ``.safetensors`` file of shipped model ``name``; a CheckpointError lists the names otherwise."""
     if is_model_name(name):
         path = MODELS_DIR / f"{name}.safetensors"
         if path.is_file() and path.with_suffix(".json").is_file():
             return path
     names = ", ".join(list_models()) or "none"
-    raise UserError(f"no shipped model named {str(name)!r}; shipped models: {names}")
+    raise CheckpointError(
+        f"checkpoint not found: no file and no shipped model named {str(name)!r}; shipped models: {names}"
+    )
 
 
 def resolve_model_or_path(path: str | Path) -> Path:

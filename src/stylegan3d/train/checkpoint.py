@@ -372,14 +372,9 @@ def resolve_checkpoint(path: Path | str) -> Path:
     older checkpoints are tried newest first (with a warning). A bare name that is not a path
     names a model shipped in the package (:mod:`stylegan3d.models`).
     """
-    from stylegan3d.models import is_model_name, list_models, model_path
+    from stylegan3d.models import resolve_model_or_path
 
-    path = Path(path)
-    if not path.exists() and is_model_name(path):
-        if str(path) not in list_models():
-            shipped = ", ".join(list_models()) or "none"
-            raise CheckpointError(f"checkpoint not found: {path} (not a file, nor a shipped model: {shipped})")
-        path = model_path(str(path))
+    path = resolve_model_or_path(path)
     if path.suffix == ".json" and path.with_suffix(".safetensors").exists():
         path = path.with_suffix(".safetensors")
     if not path.exists():
