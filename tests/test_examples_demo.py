@@ -28,7 +28,7 @@ def demo_out(tmp_path_factory) -> Path:
 
 
 def test_demo_writes_self_contained_report(demo_out):
-    from stylegan3d.train import checkpoint as ckpt
+    from stylegan3d import checkpoint as ckpt
 
     page = (demo_out / "report.html").read_text()
     assert ckpt.read_sidecar(ckpt.resolve_checkpoint(demo_out / "run"))["step"] == 3  # the same on any machine

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import torch
 
+from stylegan3d.checkpoint import list_checkpoints
 from stylegan3d.cli.main import main
 from stylegan3d.config import apply_overrides, load_preset
 from stylegan3d.errors import UserError
 from stylegan3d.metrics import evaluate
 from stylegan3d.nn import Discriminator, Generator
 from stylegan3d.study import grid_points, parse_grid, run_study, torchrun_command
-from stylegan3d.train.checkpoint import list_checkpoints
 from stylegan3d.train.loop import train
 
 _spec = importlib.util.spec_from_file_location("train_helpers", Path(__file__).parent / "train" / "train_helpers.py")

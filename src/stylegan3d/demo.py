@@ -251,9 +251,9 @@ def run_demo(out: Path, cfg: DemoConfig | None = None) -> Path:
 def shipped_model(name: str | None, cfg) -> Path | None:
     """The shipped model ``name`` when it exists and has the grid of ``cfg`` (resolution, spacing,
     channels), else None (the demo then uses the model it trained)."""
+    from stylegan3d.checkpoint import read_sidecar
     from stylegan3d.config import Config
     from stylegan3d.models import list_models, model_path
-    from stylegan3d.train.checkpoint import read_sidecar
 
     if name is None or name not in list_models():
         return None

@@ -453,7 +453,7 @@ def run_study(
         )  # fmt: skip
         log(f"[{i}/{len(points)}] {point.label}: evaluated in {ev['timing_s'].get('total', 0):.1f} s; bench")
         bench = bench_point(cfg, device=device, repeats=bench_repeats)
-        from stylegan3d.train.checkpoint import read_sidecar, resolve_checkpoint
+        from stylegan3d.checkpoint import read_sidecar, resolve_checkpoint
 
         meta = read_sidecar(resolve_checkpoint(run_dir))
         metrics_out = {k: {kk: vv for kk, vv in e.items() if kk != "real_vs_real"} for k, e in ev["metrics"].items()}

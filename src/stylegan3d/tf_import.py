@@ -697,7 +697,7 @@ def import_tf(src: Path | str, out: Path | str, spacing_mm: float | None = None,
         spacing_mm: voxel size of the written geometry (default by shape, see :func:`default_spacing`).
         which: network to import, ``Gs`` (EMA, default) or ``G``.
     """
-    from stylegan3d.train.checkpoint import save_model
+    from stylegan3d.checkpoint import save_model
 
     src, out = Path(src), Path(out)
     if out.suffix != ".safetensors":

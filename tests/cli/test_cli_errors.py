@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from stylegan3d.checkpoint import save_model
 from stylegan3d.cli.main import main
 from stylegan3d.config import apply_overrides, load_preset
 from stylegan3d.nn import Generator
-from stylegan3d.train.checkpoint import save_model
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from stylegan3d.checkpoint import read_sidecar, resolve_checkpoint
 from stylegan3d.cli.main import main
-from stylegan3d.train.checkpoint import read_sidecar, resolve_checkpoint
 
 MODEL = ["resolution=[10,12,14]", "width=4", "z_dim=4", "g.mapping_layers=1"]
 TRAIN = ["train.batch=2", "train.tick_kimg=0.002", "train.snap_ticks=1", "train.aug=none", "train.precision=fp32"]

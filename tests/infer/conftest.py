@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from infer_helpers import dataset_dict, make_generator
 
-from stylegan3d.train.checkpoint import save_model
+from stylegan3d.checkpoint import save_model
 
 
 @pytest.fixture(scope="session")

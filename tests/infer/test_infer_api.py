@@ -256,7 +256,7 @@ def test_latents_resolve_mixed_specs(model, tmp_path):
 def test_conditional_model_labels(tmp_path):
     from infer_helpers import dataset_dict, make_generator
 
-    from stylegan3d.train.checkpoint import save_model
+    from stylegan3d.checkpoint import save_model
 
     G, cfg = make_generator(overrides=["width=8", "c_dim=3"])
     m = load(save_model(tmp_path / "cond.safetensors", G, cfg.to_dict(), {"dataset": dataset_dict(cfg)}))

@@ -253,8 +253,8 @@ def test_cli_user_errors(ckpt, other_ckpt, tmp_path, capsys):
 def test_mix_and_interpolate_take_labels_of_a_conditional_model(tmp_path, capsys):
     from infer_helpers import dataset_dict, make_generator
 
+    from stylegan3d.checkpoint import save_model
     from stylegan3d.infer.api import load
-    from stylegan3d.train.checkpoint import save_model
 
     G, cfg = make_generator(overrides=["width=8", "c_dim=3"])
     ckpt = save_model(tmp_path / "cond.safetensors", G, cfg.to_dict(), {"dataset": dataset_dict(cfg)})

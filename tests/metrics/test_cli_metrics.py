@@ -9,10 +9,10 @@ import pytest
 import torch
 from synth_cohort import target_affine
 
+from stylegan3d.checkpoint import read_sidecar, save_model
 from stylegan3d.cli.main import main
 from stylegan3d.config import load_preset
 from stylegan3d.nn import Generator, seeds_to_z, to_unit_range
-from stylegan3d.train.checkpoint import read_sidecar, save_model
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_metrics_command_on_demo_checkpoint(demo_ckpt: Path, dataset_dir: Path, 
 
 
 def test_metrics_command_on_a_nifti_folder(demo_ckpt: Path, dataset_dir: Path, tmp_path: Path):
-    from stylegan3d.train.checkpoint import load_generator
+    from stylegan3d.checkpoint import load_generator
 
     g, _ = load_generator(demo_ckpt)
     with torch.no_grad():

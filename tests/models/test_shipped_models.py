@@ -11,10 +11,10 @@ import pytest
 import torch
 
 import stylegan3d.models as models
+from stylegan3d.checkpoint import load_generator, save_model
 from stylegan3d.cli.main import main
 from stylegan3d.config import apply_overrides, load_preset
 from stylegan3d.nn import Generator
-from stylegan3d.train.checkpoint import load_generator, save_model
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import pytest
 import rel_support as rs
 import torch
 
+from stylegan3d.checkpoint import save_model
 from stylegan3d.config import apply_overrides, load_preset
 from stylegan3d.nn import Generator
-from stylegan3d.train.checkpoint import save_model
 
 
 @pytest.fixture(scope="session")

@@ -14,11 +14,11 @@ import pytest
 import rel_support as rs
 import torch
 
+from stylegan3d import checkpoint as ckpt
 from stylegan3d.config import load_preset
 from stylegan3d.errors import CheckpointError, UserError
 from stylegan3d.infer import api
 from stylegan3d.nn import Generator
-from stylegan3d.train import checkpoint as ckpt
 from stylegan3d.train.loop import Trainer
 
 FAST = {"w_avg_samples": 16}

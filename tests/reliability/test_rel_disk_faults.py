@@ -24,9 +24,9 @@ import pytest
 import rel_support as rs
 import torch
 
+from stylegan3d import checkpoint as ckpt
 from stylegan3d import fileio
 from stylegan3d.errors import UserError
-from stylegan3d.train import checkpoint as ckpt
 from stylegan3d.train.loop import Trainer
 
 REASONS = {
@@ -350,7 +350,7 @@ echo $? > "$res/rc"
 "$PY" - "$mnt/run" "$res" <<'PYEOF'
 import json, sys
 from pathlib import Path
-from stylegan3d.train import checkpoint as ckpt
+from stylegan3d import checkpoint as ckpt
 run, res = Path(sys.argv[1]), Path(sys.argv[2])
 latest = ckpt.resolve_checkpoint(run)
 g, meta = ckpt.load_generator(run)

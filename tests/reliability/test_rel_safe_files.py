@@ -23,9 +23,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from stylegan3d import checkpoint as ckpt
 from stylegan3d.errors import CheckpointError, UserError
 from stylegan3d.infer import api
-from stylegan3d.train import checkpoint as ckpt
 
 ENTRY_POINTS = ("load_generator", "api.load", "cli info", "cli train --resume")
 

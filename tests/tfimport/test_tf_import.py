@@ -13,13 +13,13 @@ import pytest
 import tf_reference as ref
 import torch
 
+from stylegan3d.checkpoint import load_generator, read_sidecar
 from stylegan3d.cli.main import main
 from stylegan3d.config import load_preset
 from stylegan3d.data.prepare import MNI_CENTRE_MM, Geometry
 from stylegan3d.errors import CheckpointError, UserError
 from stylegan3d.nn import Generator, count_params
 from stylegan3d.tf_import import convert, import_tf, load_tf_pickle, mni_affine
-from stylegan3d.train.checkpoint import load_generator, read_sidecar
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from stylegan3d import checkpoint as ckpt
 from stylegan3d.config import apply_overrides
-from stylegan3d.train import checkpoint as ckpt
 from stylegan3d.train.loop import Trainer, TrainingDiverged, train
 
 STEPS_KIMG = 0.004  # one step of batch 4

@@ -8,10 +8,10 @@ import pytest
 import torch
 from page_helpers import PLAIN_AFFINE, embedded_images, page_data
 
+from stylegan3d.checkpoint import save_model
 from stylegan3d.cli.main import main
 from stylegan3d.config import apply_overrides, load_preset
 from stylegan3d.nn import Generator
-from stylegan3d.train.checkpoint import save_model
 
 
 @pytest.fixture(scope="module")

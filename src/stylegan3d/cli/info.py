@@ -58,7 +58,7 @@ def info(
     if preset is not None:
         out = describe(apply_overrides(load_preset(preset), set_))
     else:
-        from stylegan3d.train.checkpoint import read_sidecar, resolve_checkpoint
+        from stylegan3d.checkpoint import read_sidecar, resolve_checkpoint
 
         path = resolve_checkpoint(ckpt)
         meta = read_sidecar(path)
@@ -82,8 +82,8 @@ def info(
 
 def _list_models(as_json: bool) -> None:
     """One line (or JSON record) per shipped model: name, preset, kimg, description, file."""
+    from stylegan3d.checkpoint import read_sidecar
     from stylegan3d.models import list_models, model_path
-    from stylegan3d.train.checkpoint import read_sidecar
 
     rows = []
     for name in list_models():

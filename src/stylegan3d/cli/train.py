@@ -87,7 +87,7 @@ def _resume_config(resume: Path, preset: str | None, overrides: list[str]) -> Co
     the same overrides) differs from the checkpoint's, is an error rather than being ignored. A
     matching preset's training settings are not applied; where they differ a warning says so.
     """
-    from stylegan3d.train.checkpoint import read_sidecar, resolve_checkpoint
+    from stylegan3d.checkpoint import read_sidecar, resolve_checkpoint
 
     path = resolve_checkpoint(resume)
     saved = Config.from_dict(read_sidecar(path)["config"])

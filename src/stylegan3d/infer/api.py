@@ -270,7 +270,7 @@ def geometry_from_sidecar(meta: dict, cfg: Config) -> ModelGeometry:
 
 def load(ckpt: str | os.PathLike, device: str | torch.device = "cpu") -> Model:
     """Load the EMA generator of a checkpoint (run dir, ``.safetensors`` or its ``.json``) for inference."""
-    from stylegan3d.train.checkpoint import load_generator
+    from stylegan3d.checkpoint import load_generator
 
     dev = _parse_device(device)
     G, meta = load_generator(ckpt, dev)

@@ -243,8 +243,8 @@ def generate_volumes(
     Returns ``(VolumeSet named seed0000..., sidecar dict)``. Large sets go to a temporary
     float16 memory map instead of RAM.
     """
+    from stylegan3d.checkpoint import load_generator
     from stylegan3d.nn import seeds_to_z, to_unit_range
-    from stylegan3d.train.checkpoint import load_generator
 
     g, meta = load_generator(ckpt, device=device)
     if getattr(g, "c_dim", 0):

@@ -1,7 +1,7 @@
 """Trained generators shipped inside the package: ``NAME.safetensors`` + ``NAME.json`` here.
 
 A shipped model is an ordinary generator-only model file (``G_ema.*`` tensors and the JSON
-sidecar that :func:`stylegan3d.train.checkpoint.save_model` writes), loaded by the same safe
+sidecar that :func:`stylegan3d.checkpoint.save_model` writes), loaded by the same safe
 path as any checkpoint (safetensors, no pickle). Wherever a checkpoint path is accepted
 (``--ckpt``/``--model``, ``stylegan3d info``, :func:`stylegan3d.infer.api.load`) a shipped
 model's bare name works too, e.g. ``stylegan3d generate --model demo-8mm --seeds 0-7``.

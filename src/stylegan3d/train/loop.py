@@ -24,11 +24,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from stylegan3d import checkpoint as ckpt
 from stylegan3d.config import Config
 from stylegan3d.errors import CheckpointError, UserError
 from stylegan3d.fileio import append_text, atomic_write_json, check_writable
 from stylegan3d.nn import Discriminator, Generator, seeds_to_z, to_unit_range
-from stylegan3d.train import checkpoint as ckpt
 from stylegan3d.train.loss import GeneratorStep, StepRandom, StyleGAN2Loss, ema_beta, make_adam, update_ema
 
 SAMPLE_SEEDS = list(range(8))

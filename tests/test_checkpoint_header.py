@@ -8,8 +8,8 @@ import pytest
 import safetensors.torch
 import torch
 
+from stylegan3d.checkpoint import _safetensors_head, save_tensors_file, verify_checkpoint
 from stylegan3d.errors import CheckpointError
-from stylegan3d.train.checkpoint import _safetensors_head, save_tensors_file, verify_checkpoint
 
 
 def _file_with_header_low_byte(tmp_path, low: int):
