@@ -6,7 +6,7 @@ import pytest
 from synth_cohort import add_noise, blur
 
 from stylegan3d.errors import UserError
-from stylegan3d.metrics import ALL_METRICS, DEFAULT_METRICS, evaluate, parse_metrics, split_halves
+from stylegan3d.metrics import ALL_METRICS, DEFAULT_METRICS, EvalSettings, evaluate, parse_metrics, split_halves
 
 FAST = ["fid_slice", "fd3d", "bmmd2", "mmd2_unbiased", "ms_ssim", "prdc", "memorisation"]
 HIGHER_IS_WORSE = ["fid_slice", "fd3d", "bmmd2", "mmd2_unbiased"]
@@ -32,7 +32,7 @@ def test_every_metric_detects_a_degraded_copy(dataset_dir: Path, cohort: np.ndar
     """Generated = degraded copies of real half B; baseline = real half B itself, both against half A."""
     a, b = split_halves(len(cohort), seed=0)
     fake = blur(cohort[b], 1.0) if degradation == "blur" else add_noise(cohort[b], 0.1)
-    doc = evaluate(fake, dataset_dir, FAST, prdc_k=3, n_boot=30, seed=0)
+    doc = evaluate(fake, dataset_dir, EvalSettings(FAST, prdc_k=3, n_boot=30, seed=0))
     m = doc["metrics"]
     json.dumps(doc)  # plain JSON types only
     assert doc["real"]["half_b"] == [f"sub-{i:03d}.nii.gz" for i in b]
@@ -59,24 +59,26 @@ def test_every_metric_detects_a_degraded_copy(dataset_dir: Path, cohort: np.ndar
 
 def test_baseline_only_and_reference_all(dataset_dir: Path, cohort: np.ndarray):
     names = ["fd3d", "bmmd2", "mmd2_unbiased", "memorisation"]
-    base = evaluate(None, dataset_dir, names, n_boot=10)
+    base = evaluate(None, dataset_dir, EvalSettings(names, n_boot=10))
     for entry in base["metrics"].values():
         assert entry["value"] is None and entry["real_vs_real"]["value"] is not None
     # The baseline (value and interval) does not depend on the generated set.
-    with_fake = evaluate(cohort[:8], dataset_dir, names, n_boot=10)
+    with_fake = evaluate(cohort[:8], dataset_dir, EvalSettings(names, n_boot=10))
     for name in names:
         assert with_fake["metrics"][name]["real_vs_real"] == base["metrics"][name]["real_vs_real"]
-    doc = evaluate(cohort[:6], dataset_dir, ["bmmd2"], reference="all", real_vs_real=False, n_boot=10)
+    doc = evaluate(cohort[:6], dataset_dir, EvalSettings(["bmmd2"], reference="all", real_vs_real=False, n_boot=10))
     entry = doc["metrics"]["bmmd2"]
     assert entry["n"] == 6 and entry["n_real"] == 16 and entry["real_vs_real"] is None
     # Same numbers through the two entry points: a directory and the array itself.
-    again = evaluate(cohort[:6], cohort, ["bmmd2"], reference="all", real_vs_real=False, n_boot=10)
+    again = evaluate(cohort[:6], cohort, EvalSettings(["bmmd2"], reference="all", real_vs_real=False, n_boot=10))
     assert again["metrics"]["bmmd2"]["value"] == pytest.approx(entry["value"], rel=1e-6)
 
 
 def test_triplanar_fid_reports_each_plane_and_their_mean(cohort: np.ndarray):
     doc = evaluate(
-        blur(cohort[4:6], 1.0), cohort[:2], "fid_triplanar", slices_per_plane=1, reference="all", real_vs_real=False
+        blur(cohort[4:6], 1.0),
+        cohort[:2],
+        EvalSettings("fid_triplanar", slices_per_plane=1, reference="all", real_vs_real=False),
     )
     m = doc["metrics"]
     planes = [m[f"fid_{p}"]["value"] for p in ("axial", "coronal", "sagittal")]
@@ -86,10 +88,10 @@ def test_triplanar_fid_reports_each_plane_and_their_mean(cohort: np.ndarray):
 
 def test_user_errors(dataset_dir: Path, cohort: np.ndarray):
     with pytest.raises(UserError, match="shape"):
-        evaluate(cohort[:4, :, :10], dataset_dir, ["bmmd2"])
+        evaluate(cohort[:4, :, :10], dataset_dir, EvalSettings(["bmmd2"]))
     with pytest.raises(UserError, match="holds 4"):
-        evaluate(cohort[:4], dataset_dir, ["bmmd2"], n=5)
+        evaluate(cohort[:4], dataset_dir, EvalSettings(["bmmd2"], n=5))
     with pytest.raises(UserError, match="at least 4 real"):
-        evaluate(cohort[:4], cohort[:3], ["bmmd2"])
+        evaluate(cohort[:4], cohort[:3], EvalSettings(["bmmd2"]))
     with pytest.raises(UserError, match="reference"):
-        evaluate(cohort[:4], dataset_dir, ["bmmd2"], reference="some")
+        evaluate(cohort[:4], dataset_dir, EvalSettings(["bmmd2"], reference="some"))

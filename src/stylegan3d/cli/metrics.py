@@ -54,10 +54,9 @@ def metrics(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Slice FID, 3-D FD, (b)MMD², MS-SSIM, precision/recall and memorisation with real-vs-real baselines."""
-    import torch
-
     from stylegan3d.fileio import atomic_write_json, atomic_write_text
-    from stylegan3d.metrics import evaluate, markdown_table, print_table
+    from stylegan3d.metrics import EvalSettings, evaluate, markdown_table, print_table
+    from stylegan3d.util import resolve_device
 
     if ckpt is not None and fake is not None:
         raise UserError("give either --ckpt or --fake, not both")
@@ -73,15 +72,12 @@ def metrics(
         ckpt = resolve_model_or_path(ckpt)
     if ckpt is not None and not ckpt.exists():
         raise UserError(f"checkpoint not found: {ckpt}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {device} requested but CUDA is not available")
+    dev = resolve_device(device)
     seed_list = parse_int_list(seeds, "seeds") if seeds is not None else None
     if ckpt is None and seed_list is not None:
         raise UserError("--seeds only applies with --ckpt")
-    doc = evaluate(
-        ckpt if ckpt is not None else fake,
-        data,
-        metrics_,
+    settings = EvalSettings(
+        metrics=metrics_,
         n=n,
         n_real=n_real,
         seeds=seed_list,
@@ -94,11 +90,12 @@ def metrics(
         prdc_k=prdc_k,
         mmd_batch=mmd_batch,
         ms_ssim_pairs=pairs,
-        device=device,
+        device=str(dev),
         batch=batch,
         cache=not no_cache,
         progress=not quiet,
     )
+    doc = evaluate(ckpt if ckpt is not None else fake, data, settings)
     print_table(doc)
     if json_path is not None:
         atomic_write_json(json_path, doc)

@@ -1,11 +1,18 @@
 """Quality metrics of generated volumes, each beside its real-vs-real baseline (docs/metrics.md).
 
-Main entry point: :func:`evaluate` (used by ``stylegan3d metrics``). The building blocks
+Main entry point: :func:`evaluate` with its :class:`EvalSettings` (used by ``stylegan3d metrics``). The building blocks
 (Fréchet distance, bMMD², MS-SSIM, PRDC, memorisation, feature extractors) are importable
 from their modules.
 """
 
-from stylegan3d.metrics.evaluate import ALL_METRICS, DEFAULT_METRICS, evaluate, parse_metrics, split_halves
+from stylegan3d.metrics.evaluate import (
+    ALL_METRICS,
+    DEFAULT_METRICS,
+    EvalSettings,
+    evaluate,
+    parse_metrics,
+    split_halves,
+)
 from stylegan3d.metrics.frechet import frechet_distance, frechet_distance_features, gaussian_stats
 from stylegan3d.metrics.mmd import bmmd2, linear_mmd2
 from stylegan3d.metrics.prdc import prdc
@@ -16,6 +23,7 @@ from stylegan3d.metrics.volumes import VolumeSet, as_volume_set, open_dataset, o
 __all__ = [
     "ALL_METRICS",
     "DEFAULT_METRICS",
+    "EvalSettings",
     "VolumeSet",
     "as_volume_set",
     "bmmd2",
