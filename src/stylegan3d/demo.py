@@ -224,7 +224,7 @@ def run_demo(out: Path, cfg: DemoConfig | None = None) -> Path:
     if own_png is not None:
         sections.append(
             f"<h2>Samples of the model trained here ({timings['train']:.0f} s)</h2><p>The sections above use the "
-            f"shipped model <b>{html.escape(str(cfg.model))}</b> ({float(model.sidecar.kimg or 0):.1f} kimg, "
+            f"shipped model <b>{html.escape(str(cfg.model))}</b> ({float(model.sidecar.get('kimg') or 0):.1f} kimg, "
             f"docs/quality.md); these are the demo's own brief run.</p>{_img(own_png)}"
         )
     if curves:
@@ -258,7 +258,7 @@ def shipped_model(name: str | None, cfg) -> Path | None:
     if name is None or name not in list_models():
         return None
     path = model_path(name)
-    m = Config.from_dict(read_sidecar(path).config).model
+    m = Config.from_dict(read_sidecar(path)["config"]).model
     same = (list(m.resolution), m.spacing_mm, m.channels) == (
         list(cfg.model.resolution),
         cfg.model.spacing_mm,
