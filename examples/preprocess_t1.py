@@ -26,11 +26,11 @@ def main() -> None:
 
     import torch
 
-    from stylegan3d.data.prepare import Geometry
+    from stylegan3d.data.io import write_nifti
     from stylegan3d.data.preprocess.pipeline import preprocess_file, save_outputs
     from stylegan3d.data.preprocess.register import mni_template
     from stylegan3d.data.preprocess.sitkio import set_threads
-    from stylegan3d.infer.api import write_nifti
+    from stylegan3d.data.spatial import Geometry
 
     torch.set_num_threads(args.threads)
     set_threads(args.threads)

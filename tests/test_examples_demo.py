@@ -31,7 +31,7 @@ def test_demo_writes_self_contained_report(demo_out):
     from stylegan3d import checkpoint as ckpt
 
     page = (demo_out / "report.html").read_text()
-    assert ckpt.read_sidecar(ckpt.resolve_checkpoint(demo_out / "run"))["step"] == 3  # the same on any machine
+    assert ckpt.resolve_checkpoint(demo_out / "run").meta.step == 3  # the same on any machine
     rows = (demo_out / "run" / "stats.jsonl").read_text().splitlines()
     assert [json.loads(r)["step"] for r in rows] == [1, 2, 3]  # one tick a step: the loss curves have 3 points
     assert page.count("data:image/png;base64,") >= 4  # samples, mixing, projection(s), loss curves

@@ -9,6 +9,10 @@ Layout of a run directory::
 A model file (e.g. from ``import-tf``) has the same format with only ``G_ema.*`` tensors.
 Loading never executes code: tensors come from safetensors, everything else from JSON; the
 sidecar's SHA-256 detects truncated or tampered files.
+
+The sidecar is one :class:`Sidecar` (``to_dict``/``from_dict``; the training state inside it a
+:class:`ResumeState`); :func:`resolve_checkpoint` returns one checked :class:`Checkpoint`
+(path, sidecar, parsed config), hashed and parsed once.
 """
 
 from __future__ import annotations
@@ -20,25 +24,170 @@ import math
 import os
 import random
 import re
-import signal
 import time
 import types
 import typing
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from stylegan3d import _faults
 from stylegan3d.errors import CheckpointError, UserError
 from stylegan3d.fileio import atomic_path, atomic_write_json, atomic_write_text, sha256_file
+
+if TYPE_CHECKING:
+    from stylegan3d.config import Config
 
 FORMAT = "stylegan3d-checkpoint"
 FORMAT_VERSION = 1
 CKPT_RE = re.compile(r"^ckpt-(\d+)\.safetensors$")
 _PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol >= 2, zip (torch.save)
+
+
+@dataclass
+class ResumeState:
+    """The training state in a checkpoint's sidecar (``state``): counters, data sampler, ADA,
+    optimiser hyper-parameters and RNG states (their tensors are in the safetensors file)."""
+
+    cur_nimg: int
+    step: int
+    tick: int
+    sampler: dict[str, Any]
+    opt_G: dict[str, Any]
+    opt_D: dict[str, Any]
+    rng: dict[str, Any]
+    bad_steps_total: int = 0
+    ada: dict[str, Any] | None = None
+    precision: str | None = None
+    world_size: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (the key order of every checkpoint written so far)."""
+        return {
+            "cur_nimg": self.cur_nimg,
+            "step": self.step,
+            "tick": self.tick,
+            "bad_steps_total": self.bad_steps_total,
+            "sampler": self.sampler,
+            "ada": self.ada,
+            "opt_G": self.opt_G,
+            "opt_D": self.opt_D,
+            "rng": self.rng,
+            "precision": self.precision,
+            "world_size": self.world_size,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> ResumeState:
+        """Parse the ``state`` object; a missing or malformed entry raises KeyError/TypeError/ValueError."""
+        if not isinstance(d, dict):
+            raise TypeError(f"state must be an object, got {type(d).__name__}")
+        return cls(
+            cur_nimg=int(d["cur_nimg"]),
+            step=int(d["step"]),
+            tick=int(d["tick"]),
+            sampler=d["sampler"],
+            opt_G=d["opt_G"],
+            opt_D=d["opt_D"],
+            rng=d["rng"],
+            bad_steps_total=int(d.get("bad_steps_total", 0)),
+            ada=d.get("ada"),
+            precision=d.get("precision"),
+            world_size=d.get("world_size"),
+        )
+
+
+@dataclass
+class Sidecar:
+    """The JSON sidecar of a checkpoint or model file.
+
+    ``config`` is the run's config as stored (a dict; :class:`Checkpoint` holds it parsed),
+    ``dataset`` the training data's geometry and preparation (see :mod:`stylegan3d.infer.geometry`),
+    ``metrics`` the last logged training statistics, ``state`` the training state of a full
+    checkpoint (:meth:`resume_state`; None in a generator-only model file). ``format``,
+    ``format_version``, ``file``, ``sha256`` and ``created`` are filled in when the file is written.
+    Any other key (``origin``, ``description``, ``trained_from``, ``tf_import``, ...) is kept in
+    ``extra``. The sidecar is not covered by the SHA-256, so values are kept as read and each
+    reader checks what it uses; ``to_dict`` writes the same JSON as ever (absent fields are left out).
+    """
+
+    config: dict[str, Any]
+    version: str | None = None
+    kimg: float | None = None
+    step: int | None = None
+    dataset: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
+    state: dict[str, Any] | None = None
+    format: str | None = None
+    format_version: int | None = None
+    file: str | None = None
+    sha256: str | None = None
+    created: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    _ORDER = ("version", "config", "kimg", "step", "dataset", "metrics", "state")
+    _WRITTEN = ("format", "format_version", "file", "sha256", "created")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object: the fields that are set, then ``extra``, then the file record."""
+        out = {k: getattr(self, k) for k in self._ORDER if getattr(self, k) is not None}
+        out.update(self.extra)
+        out.update({k: getattr(self, k) for k in self._WRITTEN if getattr(self, k) is not None})
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Sidecar:
+        """Split a sidecar's JSON object into the known fields and ``extra`` (values unchecked)."""
+        known = set(cls._ORDER) | set(cls._WRITTEN)
+        return cls(**{k: v for k, v in d.items() if k in known}, extra={k: v for k, v in d.items() if k not in known})
+
+    def resume_state(self) -> ResumeState:
+        """The training state (:class:`ResumeState`); KeyError/TypeError/ValueError when missing or malformed."""
+        if self.state is None:
+            raise KeyError("state")
+        return ResumeState.from_dict(self.state)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A verified checkpoint or model file: its ``path`` (``.safetensors``), sidecar ``meta`` and
+    parsed ``config`` (see :func:`resolve_checkpoint`)."""
+
+    path: Path
+    meta: Sidecar
+    config: Config
+
+    @property
+    def sha256(self) -> str | None:
+        """SHA-256 of the tensors file (checked against the file when it was resolved)."""
+        return self.meta.sha256
+
+    def require_network(self, cfg: Config, what: str | None = None, hint: str | None = None) -> None:
+        """Raise :class:`CheckpointError` unless ``cfg`` describes this checkpoint's network.
+
+        The one "same network" check (resume, ``train --resume --preset/--set``). ``what`` starts
+        the message (default: the checkpoint was trained with another network config); the
+        differing ``model.*`` fields follow, then ``hint``.
+        """
+        from stylegan3d.config import config_diff
+
+        diff = config_diff(self.config.model, cfg.model, "model.")
+        if not diff:
+            return
+        what = what or f"checkpoint {self.path} was trained with another network config ({self.config.name})"
+        hint = hint or "resume with the same preset/overrides"
+        raise CheckpointError(f"{what} ({describe_diff(diff)}); {hint}")
+
+
+def describe_diff(diff: list[tuple[str, Any, Any]], limit: int = 4) -> str:
+    """``key old -> new`` for the first ``limit`` entries of a :func:`~stylegan3d.config.config_diff`."""
+    shown = ", ".join(f"{k} {json.dumps(u)} -> {json.dumps(v)}" for k, u, v in diff[:limit])
+    return shown + (f" and {len(diff) - limit} more" if len(diff) > limit else "")
 
 
 def _safetensors_head(head: bytes) -> bool:
@@ -167,20 +316,6 @@ def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
         raise CheckpointError(f"checkpoint RNG state is malformed ({type(e).__name__}: {e})") from None
 
 
-_saves_in_process = 0
-
-
-def _fault_kill_in_save() -> None:
-    """Fault injection for crash tests: SIGKILL this process inside its N-th checkpoint write
-    (after the temporary file is written, before it is renamed) when
-    ``STYLEGAN3D_FAULT_KILL_IN_SAVE=N`` is set."""
-    global _saves_in_process
-    _saves_in_process += 1
-    target = os.environ.get("STYLEGAN3D_FAULT_KILL_IN_SAVE")
-    if target and int(target) == _saves_in_process:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def _os_error(e: Exception) -> OSError:
     """The OSError behind a safetensors I/O failure (its message ends with ``(os error N)``)."""
     m = re.search(r"os error (\d+)", str(e))
@@ -190,7 +325,7 @@ def _os_error(e: Exception) -> OSError:
     return OSError(f"safetensors could not write the file ({' '.join(str(e).split())})")
 
 
-def save_tensors_file(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+def save_tensors_file(path: Path, tensors: dict[str, torch.Tensor], meta: Sidecar | dict[str, Any]) -> Path:
     """Atomically write ``path`` (.safetensors) and its JSON sidecar holding ``meta`` + SHA-256.
 
     Both files are written in full (temporary names) before the tensors file takes its final
@@ -201,7 +336,7 @@ def save_tensors_file(path: Path, tensors: dict[str, torch.Tensor], meta: dict[s
     from safetensors.torch import save_file
 
     path = Path(path)
-    meta = dict(meta)
+    meta = meta.to_dict() if isinstance(meta, Sidecar) else dict(meta)
     is_new = not path.exists()
     try:
         with atomic_path(path) as tmp:
@@ -209,7 +344,7 @@ def save_tensors_file(path: Path, tensors: dict[str, torch.Tensor], meta: dict[s
                 save_file(tensors, str(tmp), metadata={"format": FORMAT})
             except SafetensorError as e:  # safetensors reports I/O errors (ENOSPC, EFBIG, EIO) as its own type
                 raise _os_error(e) from None
-            _fault_kill_in_save()
+            _faults.kill_in_save()  # no-op unless a crash test sets STYLEGAN3D_FAULT_KILL_IN_SAVE
             meta.update(format=FORMAT, format_version=FORMAT_VERSION, file=path.name, sha256=sha256_file(tmp))
             meta.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
             atomic_write_json(sidecar_path(path), meta)  # in place first: a crash before the rename below
@@ -222,7 +357,9 @@ def save_tensors_file(path: Path, tensors: dict[str, torch.Tensor], meta: dict[s
     return path
 
 
-def save_checkpoint(run_dir: Path, step: int, tensors: dict[str, torch.Tensor], meta: dict, keep: int = 3) -> Path:
+def save_checkpoint(
+    run_dir: Path, step: int, tensors: dict[str, torch.Tensor], meta: Sidecar | dict[str, Any], keep: int = 3
+) -> Path:
     """Write ``RUN/checkpoints/ckpt-<step>.safetensors`` + sidecar, then ``RUN/latest``, then prune
     to the newest ``keep`` checkpoints."""
     ckdir = Path(run_dir) / "checkpoints"
@@ -243,8 +380,13 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def read_sidecar(path: Path) -> dict:
+def read_sidecar(path: Path) -> Sidecar:
     """Parse and check the JSON sidecar of a checkpoint file (its ``config`` must be a valid Config)."""
+    return _read_sidecar(Path(path))[0]
+
+
+def _read_sidecar(path: Path) -> tuple[Sidecar, Config]:
+    """The sidecar of ``path`` and its config, parsed and type-checked once."""
     from stylegan3d.config import Config
 
     side = sidecar_path(Path(path))
@@ -263,7 +405,7 @@ def read_sidecar(path: Path) -> dict:
         _check_types(cfg, "config")
     except Exception as e:  # noqa: BLE001 - any malformed config (wrong types too) is a checkpoint error
         raise CheckpointError(f"checkpoint sidecar {side} has an invalid config ({type(e).__name__}: {e})") from None
-    return meta
+    return Sidecar.from_dict(meta), cfg
 
 
 def _type_ok(value: Any, hint: Any) -> bool:
@@ -307,12 +449,11 @@ _ST_DTYPES = {
 """torch dtype -> safetensors header dtype name."""
 
 
-def _check_header(path: Path, meta: dict) -> None:
+def _check_header(path: Path, cfg: Config) -> None:
     """Parse the safetensors header of ``path`` (without reading tensors) and check that its
     ``G_ema``/``G``/``D`` tensors have the names, shapes and dtypes of the sidecar's networks."""
     from safetensors import SafetensorError, safe_open
 
-    from stylegan3d.config import Config
     from stylegan3d.nn import Discriminator, Generator
 
     try:
@@ -322,7 +463,6 @@ def _check_header(path: Path, meta: dict) -> None:
         raise CheckpointError(f"{path} is not a valid safetensors file ({' '.join(str(e).split())})") from None
     if not any(k.startswith("G_ema.") for k in header):
         raise CheckpointError(f"{path} holds no generator (G_ema.*) tensors")
-    cfg = Config.from_dict(meta["config"]).validate()
     try:  # on the meta device: shapes only, no memory; a config with values of the wrong type fails here
         with torch.device("meta"):
             g, d = Generator(cfg.model), Discriminator(cfg.model)
@@ -344,9 +484,9 @@ def _check_header(path: Path, meta: dict) -> None:
             )
 
 
-def verify_checkpoint(path: Path) -> dict:
+def verify_checkpoint(path: Path) -> Checkpoint:
     """Check that ``path`` exists, is not a pickle, matches its sidecar's SHA-256 and is a
-    safetensors file whose networks match the sidecar's config. Returns the sidecar."""
+    safetensors file whose networks match the sidecar's config (each file read once)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -355,18 +495,19 @@ def verify_checkpoint(path: Path) -> dict:
             head = f.read(9)
         if head.startswith(_PICKLE_MAGIC) and not _safetensors_head(head):
             raise CheckpointError(f"{path} looks like a pickle/torch.save file; refusing to load it (use import-tf)")
-        meta = read_sidecar(path)
+        meta, cfg = _read_sidecar(path)
         digest = sha256_file(path)
     except OSError as e:
         raise CheckpointError(f"cannot read checkpoint {path} ({e.strerror or e})") from None
-    if meta.get("sha256") != digest:
+    if meta.sha256 != digest:
         raise CheckpointError(f"checkpoint {path} is corrupt or modified (SHA-256 differs from its sidecar)")
-    _check_header(path, meta)
-    return meta
+    _check_header(path, cfg)
+    return Checkpoint(path, meta, cfg)
 
 
-def resolve_checkpoint(path: Path | str) -> Path:
-    """Turn a run directory, a checkpoint file or its sidecar into a verified checkpoint path.
+def resolve_checkpoint(path: Path | str | Checkpoint) -> Checkpoint:
+    """Turn a run directory, a checkpoint file or its sidecar into one verified :class:`Checkpoint`
+    (a :class:`Checkpoint` is returned as it is).
 
     For a run directory the ``latest`` pointer is followed; if that file is missing or corrupt,
     older checkpoints are tried newest first (with a warning). A bare name that is not a path
@@ -374,14 +515,15 @@ def resolve_checkpoint(path: Path | str) -> Path:
     """
     from stylegan3d.models import resolve_model_or_path
 
+    if isinstance(path, Checkpoint):
+        return path
     path = resolve_model_or_path(path)
     if path.suffix == ".json" and path.with_suffix(".safetensors").exists():
         path = path.with_suffix(".safetensors")
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
     if path.is_file():
-        verify_checkpoint(path)
-        return path
+        return verify_checkpoint(path)
     candidates = list_checkpoints(path)[::-1]
     latest = path / "latest"
     errors = []
@@ -395,13 +537,13 @@ def resolve_checkpoint(path: Path | str) -> Path:
         raise CheckpointError(f"no checkpoint found in {path}")
     for cand in candidates:
         try:
-            verify_checkpoint(cand)
+            found = verify_checkpoint(cand)
         except CheckpointError as e:
             errors.append(str(e))
             continue
         if errors:
             warnings.warn(f"skipped unusable checkpoint(s): {'; '.join(errors)}; using {cand}", stacklevel=2)
-        return cand
+        return found
     raise CheckpointError(f"no valid checkpoint in {path}: {'; '.join(errors)}")
 
 
@@ -416,35 +558,28 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"cannot read {path} as safetensors: {e}") from None
 
 
-def load_generator(path: Path | str, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+def load_generator(path: Path | str | Checkpoint, device: str | torch.device = "cpu") -> tuple[nn.Module, Checkpoint]:
     """Build the EMA generator stored in a checkpoint/model file (or run directory).
 
-    Returns ``(G_ema in eval mode on device, sidecar dict)``.
+    Returns ``(G_ema in eval mode on device, the resolved Checkpoint)``.
     """
-    from stylegan3d.config import Config
     from stylegan3d.nn import Generator
 
-    resolved = resolve_checkpoint(path)
-    meta = read_sidecar(resolved)
-    try:
-        cfg = Config.from_dict(meta["config"]).validate()
-    except Exception as e:  # noqa: BLE001 - any malformed config is a checkpoint error
-        raise CheckpointError(f"checkpoint {resolved} has an invalid config: {e}") from None
-    tensors = load_tensors(resolved)
-    g = Generator(cfg.model)
-    load_module(g, tensors, "G_ema", resolved)
-    meta["resolved_path"] = str(resolved)
-    return g.eval().requires_grad_(False).to(device), meta
+    found = resolve_checkpoint(path)
+    tensors = load_tensors(found.path)
+    g = Generator(found.config.model)
+    load_module(g, tensors, "G_ema", found.path)
+    return g.eval().requires_grad_(False).to(device), found
 
 
 def save_model(path: Path, g: nn.Module, config: dict, extra: dict | None = None) -> Path:
     """Write a generator-only model file (``G_ema.*`` tensors + sidecar)."""
-    meta = {"config": config, "kimg": 0, "step": 0, "version": _version()}
-    meta.update(extra or {})
+    meta = Sidecar.from_dict({"config": config, "kimg": 0, "step": 0, "version": version(), **(extra or {})})
     return save_tensors_file(Path(path), module_tensors("G_ema", g), meta)
 
 
-def _version() -> str:
+def version() -> str:
+    """The package version recorded in every sidecar."""
     from stylegan3d import __version__
 
     return __version__

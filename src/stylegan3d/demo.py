@@ -61,10 +61,9 @@ def _loss_curves(stats_file: Path, out: Path) -> Path | None:
     rows = [json.loads(line) for line in stats_file.read_text().splitlines() if line.strip()]
     if not rows:
         return None
-    import matplotlib
+    from stylegan3d.viz import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
     kimg = [r["kimg"] for r in rows]
@@ -88,7 +87,8 @@ def run_demo(out: Path, cfg: DemoConfig | None = None) -> Path:
     """Run every stage into ``out`` and return the path of ``report.html``."""
     from stylegan3d.config import apply_overrides, load_preset
     from stylegan3d.data.dataset import load_manifest
-    from stylegan3d.data.prepare import Geometry, prepare_dataset
+    from stylegan3d.data.prepare import prepare_dataset
+    from stylegan3d.data.spatial import Geometry
     from stylegan3d.data.synth import synth_cohort
     from stylegan3d.infer.api import load
     from stylegan3d.metrics.evaluate import EvalSettings, evaluate
@@ -224,7 +224,7 @@ def run_demo(out: Path, cfg: DemoConfig | None = None) -> Path:
     if own_png is not None:
         sections.append(
             f"<h2>Samples of the model trained here ({timings['train']:.0f} s)</h2><p>The sections above use the "
-            f"shipped model <b>{html.escape(str(cfg.model))}</b> ({float(model.sidecar.get('kimg') or 0):.1f} kimg, "
+            f"shipped model <b>{html.escape(str(cfg.model))}</b> ({float(model.sidecar.kimg or 0):.1f} kimg, "
             f"docs/quality.md); these are the demo's own brief run.</p>{_img(own_png)}"
         )
     if curves:
@@ -258,7 +258,7 @@ def shipped_model(name: str | None, cfg) -> Path | None:
     if name is None or name not in list_models():
         return None
     path = model_path(name)
-    m = Config.from_dict(read_sidecar(path)["config"]).model
+    m = Config.from_dict(read_sidecar(path).config).model
     same = (list(m.resolution), m.spacing_mm, m.channels) == (
         list(cfg.model.resolution),
         cfg.model.spacing_mm,

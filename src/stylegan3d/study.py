@@ -453,9 +453,9 @@ def run_study(
         )  # fmt: skip
         log(f"[{i}/{len(points)}] {point.label}: evaluated in {ev['timing_s'].get('total', 0):.1f} s; bench")
         bench = bench_point(cfg, device=device, repeats=bench_repeats)
-        from stylegan3d.checkpoint import read_sidecar, resolve_checkpoint
+        from stylegan3d.checkpoint import resolve_checkpoint
 
-        meta = read_sidecar(resolve_checkpoint(run_dir))
+        meta = resolve_checkpoint(run_dir).meta
         metrics_out = {k: {kk: vv for kk, vv in e.items() if kk != "real_vs_real"} for k, e in ev["metrics"].items()}
         result = {
             "name": point.name,
@@ -463,8 +463,8 @@ def run_study(
             "label": point.label,
             "run_dir": str(run_dir.relative_to(out)),
             "params": _param_counts(cfg),
-            "kimg": float(meta.get("kimg", 0.0)),
-            "step": int(meta.get("step", 0)),
+            "kimg": float(meta.kimg or 0.0),
+            "step": int(meta.step or 0),
             "train": train_info,
             "bench": bench,
             "metrics": metrics_out,

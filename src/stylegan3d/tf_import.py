@@ -54,7 +54,7 @@ import numpy as np
 import torch
 
 from stylegan3d.config import Config, DConfig, GConfig, ModelConfig
-from stylegan3d.data.prepare import MNI_CENTRE_MM, grid_affine
+from stylegan3d.data.spatial import MNI_CENTRE_MM, grid_affine
 from stylegan3d.errors import CheckpointError, UserError
 
 KNOWN_SPACING_MM = {(80, 96, 112): 2.0, (160, 192, 224): 1.0}
@@ -630,7 +630,7 @@ def mni_affine(
 ) -> np.ndarray:
     """4x4 voxel -> RAS mm affine of a ``shape`` grid with isotropic ``spacing_mm`` and voxel
     ``shape // 2`` at ``centre``: by default the MNI grid ``prepare --frame mni`` uses
-    (:data:`stylegan3d.data.prepare.MNI_CENTRE_MM`), so imported and trained models share it."""
+    (:data:`stylegan3d.data.spatial.MNI_CENTRE_MM`), so imported and trained models share it."""
     return grid_affine(shape, [float(spacing_mm)] * 3, centre)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -71,11 +72,22 @@ def grid(rows: list[list[np.ndarray]], gap: int = 2) -> np.ndarray:
     return out
 
 
-def save_png(path: str | Path, image: np.ndarray, vmin: float = 0.0, vmax: float = 1.0, scale: int = 1) -> Path:
-    """Save a 2-D float image as an 8-bit greyscale PNG (atomic write); ``scale`` enlarges pixels."""
+def pyplot() -> ModuleType:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (unless a backend was chosen already).
+
+    The one matplotlib bootstrap: every figure writer calls this before drawing, so no display is
+    ever needed (servers, CI, worker processes)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_png(path: str | Path, image: np.ndarray, vmin: float = 0.0, vmax: float = 1.0, scale: int = 1) -> Path:
+    """Save a 2-D float image as an 8-bit greyscale PNG (atomic write); ``scale`` enlarges pixels."""
+    pyplot()
     import matplotlib.image as mpimg
 
     img = np.clip((np.asarray(image, np.float32) - vmin) / max(vmax - vmin, 1e-12), 0.0, 1.0)

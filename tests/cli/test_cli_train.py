@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stylegan3d.checkpoint import read_sidecar, resolve_checkpoint
+from stylegan3d.checkpoint import resolve_checkpoint
 from stylegan3d.cli.main import main
 
 MODEL = ["resolution=[10,12,14]", "width=4", "z_dim=4", "g.mapping_layers=1"]
@@ -80,11 +80,11 @@ def test_resume_accepts_the_same_network_and_new_training_settings(run, capsys):
     # the original command again (same preset and overrides), with a longer kimg: no warning
     code, err = _run(_resume(data, out, "--preset", "demo", *_sets(MODEL + TRAIN), "--kimg", "0.004"), capsys)
     assert code == 0 and "warning" not in err and "error" not in err, err
-    assert read_sidecar(resolve_checkpoint(out))["kimg"] == pytest.approx(0.004)
+    assert resolve_checkpoint(out).meta.kimg == pytest.approx(0.004)
     # a matching network whose preset training settings differ: the checkpoint's are kept, with a warning
     code, err = _run(_resume(data, out, "--preset", "demo", *_sets(MODEL), "--set", "train.kimg=0.006"), capsys)
     assert code == 0, err
     warning = [ln for ln in err.splitlines() if ln.startswith("warning: --resume")]
     assert len(warning) == 1 and "train.batch 2 -> 8" in warning[0] and "not applied" in warning[0], err
-    meta = read_sidecar(resolve_checkpoint(out))
-    assert meta["kimg"] == pytest.approx(0.006) and meta["config"]["train"]["batch"] == 2
+    meta = resolve_checkpoint(out).meta
+    assert meta.kimg == pytest.approx(0.006) and meta.config["train"]["batch"] == 2

@@ -8,7 +8,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from stylegan3d.data.prepare import Geometry, prepare_dataset
+from stylegan3d.data.prepare import prepare_dataset
+from stylegan3d.data.spatial import Geometry
 from stylegan3d.data.synth import synth_cohort
 
 COHORT_SEED = 3

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from stylegan3d.data.prepare import grid_affine, resample_to
 from stylegan3d.data.preprocess.register import mni_template
+from stylegan3d.data.spatial import grid_affine, resample_to
 
 
 def random_affine(seed: int, max_deg: float = 15.0, max_mm: float = 20.0, max_scale: float = 0.1) -> np.ndarray:

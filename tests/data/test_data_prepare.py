@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from stylegan3d.config import load_preset
-from stylegan3d.data.prepare import MNI_CENTRE_MM, Geometry, prepare_array, reorient_ras, resample_to
+from stylegan3d.data.spatial import MNI_CENTRE_MM, Geometry, prepare_array, reorient_ras, resample_to
 from stylegan3d.errors import DataError, UserError
 
 

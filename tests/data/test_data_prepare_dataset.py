@@ -15,7 +15,8 @@ from stylegan3d.cli.main import main
 from stylegan3d.data import prepare as prep
 from stylegan3d.data.dataset import load_manifest
 from stylegan3d.data.io import load_volume
-from stylegan3d.data.prepare import Geometry, prepare_array, prepare_dataset
+from stylegan3d.data.prepare import prepare_dataset
+from stylegan3d.data.spatial import Geometry, prepare_array
 from stylegan3d.errors import UserError
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from preprocess_helpers import moved_template
 
-from stylegan3d.data.prepare import Geometry, prepare_dataset, resample_to
+from stylegan3d.data.prepare import prepare_dataset
 from stylegan3d.data.preprocess import PreprocessError
 from stylegan3d.data.preprocess.pipeline import (
     mni_mismatch,
@@ -21,6 +21,7 @@ from stylegan3d.data.preprocess.pipeline import (
     save_outputs,
 )
 from stylegan3d.data.preprocess.register import mni_template, to_native
+from stylegan3d.data.spatial import Geometry, resample_to
 from stylegan3d.errors import UserError
 
 PYCORTEX_T1 = Path(sys.prefix) / "share" / "pycortex" / "db" / "S1" / "anatomicals" / "raw.nii.gz"

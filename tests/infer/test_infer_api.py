@@ -11,8 +11,8 @@ import torch
 from infer_helpers import DATASET_AFFINE
 
 from stylegan3d.errors import UserError
-from stylegan3d.infer.api import Latent, load, save_latent
-from stylegan3d.infer.mixing import interpolation_weights, mix_ws, slerp
+from stylegan3d.infer.api import Latent, load
+from stylegan3d.infer.latents import interpolation_weights, mix_ws, save_latent, slerp
 from stylegan3d.nn import seeds_to_z, to_unit_range
 
 
@@ -24,7 +24,7 @@ def test_load_uses_dataset_geometry(model):
 
 
 def test_load_falls_back_to_mni_grid_and_says_so(ckpt_nogeom):
-    from stylegan3d.data.prepare import MNI_CENTRE_MM
+    from stylegan3d.data.spatial import MNI_CENTRE_MM
 
     with pytest.warns(UserWarning, match="no dataset geometry"):
         m = load(ckpt_nogeom)

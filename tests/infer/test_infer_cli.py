@@ -216,7 +216,7 @@ def test_cli_user_errors(ckpt, other_ckpt, tmp_path, capsys):
     out = str(tmp_path / "out")
     other = load(other_ckpt)
     foreign = tmp_path / "foreign.npz"
-    from stylegan3d.infer.api import save_latent
+    from stylegan3d.infer.latents import save_latent
 
     save_latent(foreign, other.ws_from_seeds([1])[0], None, "w", other.sha256)
     text = tmp_path / "scan.txt"

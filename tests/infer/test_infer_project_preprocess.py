@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from stylegan3d.cli.main import main
-from stylegan3d.data.prepare import grid_affine, resample_to
 from stylegan3d.data.preprocess.register import mni_template, to_native
+from stylegan3d.data.spatial import grid_affine, resample_to
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,10 @@ from stylegan3d.infer.projector import (
     pool_factor,
     project_volume,
     reconstruction_loss,
-    reconstruction_metrics,
     renormalize_noise_,
     w_noise_scale,
 )
+from stylegan3d.metrics.reconstruction import reconstruction_metrics
 
 
 def test_learning_rate_schedule_warmup_and_cosine_rampdown():
@@ -207,9 +207,10 @@ def test_project_volume_rejects_wrong_shapes(model):
 
 
 def test_perceptual_term(model, target):
-    from stylegan3d.infer.projector import DeepbetFeatures, _deepbet_weights
+    from stylegan3d.infer.projector import DeepbetFeatures
+    from stylegan3d.metrics.features3d import find_deepbet_model
 
-    if _deepbet_weights() is None:
+    if find_deepbet_model() is None:
         pytest.skip("deepbet not installed")
     feats = DeepbetFeatures()
     x = torch.from_numpy(target)[None]

@@ -34,7 +34,7 @@ def test_metrics_command_on_demo_checkpoint(demo_ckpt: Path, dataset_dir: Path, 
     assert main([*args, "--json", str(out), "--markdown", str(md), "--prdc-k", "3", "-q"]) == 0
     printed = capsys.readouterr().out
     doc = json.loads(out.read_text())
-    assert doc["checkpoint_sha256"] == read_sidecar(demo_ckpt)["sha256"]
+    assert doc["checkpoint_sha256"] == read_sidecar(demo_ckpt).sha256
     assert doc["seeds"] == list(range(8)) and doc["real"]["n"] == 16
     names = {"fid_slice", "fd3d", "bmmd2", "mmd2_unbiased", "ms_ssim", "memorisation"}
     assert set(doc["metrics"]) == names | {"precision", "recall", "density", "coverage"}

@@ -54,9 +54,9 @@ def test_listing_and_resolution(shipped, tmp_path, monkeypatch):
 
 
 def test_load_by_name_equals_load_by_path(shipped):
-    g_name, meta = load_generator("tiny-8mm")
+    g_name, found = load_generator("tiny-8mm")
     g_path, _ = load_generator(shipped / "tiny-8mm.safetensors")
-    assert meta["description"] == "a test"
+    assert found.meta.extra["description"] == "a test"
     for a, b in zip(g_name.state_dict().values(), g_path.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 
@@ -100,9 +100,9 @@ def test_shipped_models_load_and_are_documented():
     """Every model in the real package folder loads safely and is named in the README."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for name in models.list_models():
-        g, meta = load_generator(name)
-        assert meta["config"]["model"]["resolution"] == list(g.cfg.resolution)
-        assert meta.get("dataset", {}).get("frame") == "mni", "a shipped model records its dataset geometry"
+        g, found = load_generator(name)
+        assert found.meta.config["model"]["resolution"] == list(g.cfg.resolution)
+        assert (found.meta.dataset or {}).get("frame") == "mni", "a shipped model records its dataset geometry"
         assert name in readme, f"shipped model {name} is not named in the README"
         x = g(torch.randn(2, g.z_dim), None, noise_mode="const")
         assert x.shape[2:] == tuple(g.cfg.resolution) and torch.isfinite(x).all()

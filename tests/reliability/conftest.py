@@ -26,7 +26,8 @@ def cohort10(tmp_path_factory) -> list[Path]:
 @pytest.fixture(scope="session")
 def clean_prepared(cohort10, tmp_path_factory) -> Path:
     """``cohort10`` prepared in one uninterrupted run at the demo geometry (MNI frame, float16)."""
-    from stylegan3d.data.prepare import Geometry, prepare_dataset
+    from stylegan3d.data.prepare import prepare_dataset
+    from stylegan3d.data.spatial import Geometry
 
     out = tmp_path_factory.mktemp("clean") / "ds"
     report = prepare_dataset(cohort10, out, Geometry.from_preset("demo", frame="mni"), workers=1, progress=False)

@@ -136,10 +136,10 @@ def _assert_run_intact(run: Path, before: dict[str, str], expect_latest: Path) -
         ck = {k: v for k, v in rs.tree_state(run).items() if k.startswith("checkpoints/") or k == "latest"}
         assert ck == {k: v for k, v in before.items() if k.startswith("checkpoints/") or k == "latest"}
         assert rs.temp_leftovers(run) == []
-        assert ckpt.resolve_checkpoint(run) == expect_latest
+        assert ckpt.resolve_checkpoint(run).path == expect_latest
         ckpt.verify_checkpoint(expect_latest)
-        g, meta = ckpt.load_generator(run)
-        assert meta["sha256"] == ckpt.sha256_file(expect_latest)
+        g, found = ckpt.load_generator(run)
+        assert found.sha256 == ckpt.sha256_file(expect_latest)
         assert torch.isfinite(g(torch.zeros(1, g.z_dim), noise_mode="const")).all()
 
 
@@ -169,7 +169,7 @@ def test_checkpoint_save_fault_keeps_previous_checkpoint(fault, stepped_trainer,
     loadable, no temp or orphan files; after the fault clears the same trainer saves fine."""
     trainer = stepped_trainer
     trainer.out = tiny_run
-    prev = ckpt.resolve_checkpoint(tiny_run)
+    prev = ckpt.resolve_checkpoint(tiny_run).path
     before = rs.tree_state(tiny_run)
     ckdir = tiny_run / "checkpoints"
     with contextlib.ExitStack() as stack:
@@ -202,7 +202,7 @@ def test_checkpoint_save_fault_keeps_previous_checkpoint(fault, stepped_trainer,
     assert "\n" not in str(e.value) and "ckpt-00000003" in str(e.value), str(e.value)
     _assert_run_intact(tiny_run, before, prev)
     new = trainer.save()  # the fault is gone: the next save works
-    assert ckpt.resolve_checkpoint(tiny_run) == new and new.name == "ckpt-00000003.safetensors"
+    assert ckpt.resolve_checkpoint(tiny_run).path == new and new.name == "ckpt-00000003.safetensors"
     assert ckpt.load_tensors(new).keys() == ckpt.load_tensors(prev).keys()
 
 
@@ -211,14 +211,14 @@ def test_checkpoint_fault_writing_latest(stepped_trainer, tiny_run, tiny_data, m
     ``latest`` still names the previous one, and training resumes from the new one."""
     trainer = stepped_trainer
     trainer.out = tiny_run
-    prev = ckpt.resolve_checkpoint(tiny_run)
+    prev = ckpt.resolve_checkpoint(tiny_run).path
     fail_nth(monkeypatch, tempfile, "mkstemp", errno.ENOSPC, n=3)  # 1: tensors, 2: sidecar, 3: latest
     with pytest.raises(UserError, match="latest"):
         trainer.save()
     monkeypatch.undo()
     rs.FAULTS["checkpoint save: ENOSPC writing latest"] += 1
     assert rs.temp_leftovers(tiny_run) == []
-    assert ckpt.resolve_checkpoint(tiny_run) == prev
+    assert ckpt.resolve_checkpoint(tiny_run).path == prev
     new = tiny_run / "checkpoints" / "ckpt-00000003.safetensors"
     ckpt.verify_checkpoint(new)
     resumed = Trainer(rs.tiny_config("train.kimg=0.008"), tiny_data, tiny_run, resume=new, device="cpu", progress=False)
@@ -230,7 +230,7 @@ def test_checkpoint_fault_writing_latest(stepped_trainer, tiny_run, tiny_data, m
 def test_cli_train_resume_disk_full(tiny_run, tiny_data):
     """``stylegan3d train --resume RUN`` with a file-size limit below a checkpoint: one ``error:``
     line, exit 2, the previous checkpoint intact, no temp files; afterwards the same command works."""
-    prev = ckpt.resolve_checkpoint(tiny_run)
+    prev = ckpt.resolve_checkpoint(tiny_run).path
     before = rs.tree_state(tiny_run)
     args = ["train", "--data", str(tiny_data), "--out", str(tiny_run), "--resume", str(tiny_run)]
     args += ["--kimg", "0.006", "--no-progress", "--device", "cpu"]
@@ -243,7 +243,7 @@ def test_cli_train_resume_disk_full(tiny_run, tiny_data):
     _assert_run_intact(tiny_run, before, prev)
     code, out, err = rs.run_cli(args)
     assert code == 0, err
-    assert ckpt.read_sidecar(ckpt.resolve_checkpoint(tiny_run))["step"] == 3
+    assert ckpt.resolve_checkpoint(tiny_run).meta.step == 3
 
 
 def _read_only(monkeypatch, root: Path) -> None:
@@ -278,7 +278,7 @@ def _read_only(monkeypatch, root: Path) -> None:
 
 def test_cli_train_resume_read_only_run_dir(tiny_run, tiny_data, monkeypatch):
     before = rs.tree_state(tiny_run)
-    prev = ckpt.resolve_checkpoint(tiny_run)
+    prev = ckpt.resolve_checkpoint(tiny_run).path
     _read_only(monkeypatch, tiny_run)
     args = ["train", "--data", str(tiny_data), "--out", str(tiny_run), "--resume", str(tiny_run)]
     code, _, err = rs.run_cli([*args, "--kimg", "0.006", "--no-progress", "--device", "cpu"])
@@ -307,7 +307,8 @@ def test_cli_train_out_under_a_file(tiny_data, tmp_path):
 def test_prepare_disk_full_then_rerun(cohort10, clean_prepared, tmp_path):
     """The volumes.npy write hits the size limit: one UserError, no volumes.npy/manifest and no temp
     file; the finished per-volume parts are kept, so a re-run resumes all ten and equals a clean run."""
-    from stylegan3d.data.prepare import Geometry, prepare_dataset
+    from stylegan3d.data.prepare import prepare_dataset
+    from stylegan3d.data.spatial import Geometry
 
     geom = Geometry.from_preset("demo", frame="mni")
     out = tmp_path / "ds"
@@ -327,7 +328,8 @@ def test_prepare_disk_full_then_rerun(cohort10, clean_prepared, tmp_path):
 
 
 def test_prepare_out_under_a_file(cohort10, tmp_path):
-    from stylegan3d.data.prepare import Geometry, prepare_dataset
+    from stylegan3d.data.prepare import prepare_dataset
+    from stylegan3d.data.spatial import Geometry
 
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
@@ -352,10 +354,10 @@ import json, sys
 from pathlib import Path
 from stylegan3d import checkpoint as ckpt
 run, res = Path(sys.argv[1]), Path(sys.argv[2])
-latest = ckpt.resolve_checkpoint(run)
-g, meta = ckpt.load_generator(run)
+latest = ckpt.resolve_checkpoint(run).path
+g, found = ckpt.load_generator(run)
 files = {str(p.relative_to(run)): ckpt.sha256_file(p) for p in sorted(run.rglob("*")) if p.is_file()}
-(res / "after.json").write_text(json.dumps({"latest": latest.name, "step": meta["step"], "files": files}))
+(res / "after.json").write_text(json.dumps({"latest": latest.name, "step": found.meta.step, "files": files}))
 PYEOF
 """
 
@@ -380,7 +382,7 @@ def test_cli_train_resume_on_real_full_or_read_only_mount(mode, tiny_run, tiny_d
     if not _mount_namespace_available():
         pytest.skip("unshare -rm (user + mount namespaces) is not available here")
     before = rs.tree_state(tiny_run)
-    prev = ckpt.resolve_checkpoint(tiny_run)
+    prev = ckpt.resolve_checkpoint(tiny_run).path
     used_kb = sum(p.stat().st_size for p in tiny_run.rglob("*") if p.is_file()) // 1024
     mnt, res = tmp_path / "mnt", tmp_path / "res"
     mnt.mkdir()
@@ -392,7 +394,7 @@ def test_cli_train_resume_on_real_full_or_read_only_mount(mode, tiny_run, tiny_d
     assert proc.returncode == 0, proc.stderr[-3000:]
     rs.FAULTS[f"cli train --resume: real {'ENOSPC (tmpfs)' if mode == 'full' else 'EROFS (ro mount)'}"] += 1
     after = json.loads((res / "after.json").read_text())
-    assert after["latest"] == prev.name and after["step"] == ckpt.read_sidecar(prev)["step"]
+    assert after["latest"] == prev.name and after["step"] == ckpt.read_sidecar(prev).step
     ck = {k: v for k, v in before.items() if k.startswith("checkpoints/") or k == "latest"}
     assert {k: v for k, v in after["files"].items() if k.startswith("checkpoints/") or k == "latest"} == ck
     assert not [k for k in after["files"] if Path(k).name.startswith(".")]  # no temp files
@@ -424,8 +426,8 @@ def test_damaged_run_falls_back_to_last_good_checkpoint(damage, tiny_run):
     rs.FAULTS[f"damaged run: {damage}"] += 1
     expect = new if damage.startswith("latest") else old
     with pytest.warns(UserWarning, match="skipped unusable checkpoint"):
-        got = ckpt.resolve_checkpoint(tiny_run)
+        got = ckpt.resolve_checkpoint(tiny_run).path
     with rs.intact("damaged run: the newest intact checkpoint is found and loads"):
         assert got == expect
-        g, meta = ckpt.load_generator(expect)
-        assert meta["step"] == int(expect.stem.split("-")[1])
+        g, found = ckpt.load_generator(expect)
+        assert found.meta.step == int(expect.stem.split("-")[1])

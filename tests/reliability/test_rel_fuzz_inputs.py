@@ -394,7 +394,8 @@ def test_prepare_dataset_with_random_bad_files(scale, cohort10, tmp_path_factory
     """A folder of one good scan plus two fuzzed files: prepare never raises, keeps the good scan,
     reports every other file on one line (never 'unexpected ...' from an unforeseen exception),
     and what it stores is finite and in [0, 1]."""
-    from stylegan3d.data.prepare import Geometry, prepare_dataset
+    from stylegan3d.data.prepare import prepare_dataset
+    from stylegan3d.data.spatial import Geometry
 
     geom = Geometry.from_preset("demo", frame="mni")
     good = cohort10[0]

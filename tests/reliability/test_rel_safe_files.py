@@ -56,7 +56,7 @@ def refuse(entry: str, path: Path, data: Path, out: Path) -> str:
 @pytest.fixture(scope="module")
 def base_ckpt(_trained_run) -> Path:
     """The newest checkpoint of the tiny trained run (G, D, G_ema, optimisers, RNG)."""
-    return ckpt.resolve_checkpoint(_trained_run)
+    return ckpt.resolve_checkpoint(_trained_run).path
 
 
 def test_payloads_are_live(tmp_path):
@@ -175,7 +175,7 @@ def test_tampered_safetensors_headers_are_refused(entry, base_ckpt, tiny_data, t
         path = tmp_path / f"t-{TAMPER_KINDS.index(kind)}.safetensors"
         shutil.copy(ckpt.sidecar_path(base_ckpt), ckpt.sidecar_path(path))
         rs.write_safetensors_raw(path, *_tamper(kind, header, data))
-        assert ckpt.read_sidecar(path)["sha256"] == ckpt.sha256_file(path)  # the hash check alone passes
+        assert ckpt.read_sidecar(path).sha256 == ckpt.sha256_file(path)  # the hash check alone passes
         why = refuse(entry, path, tiny_data, tmp_path / f"out-{TAMPER_KINDS.index(kind)}")
         rs.BAD_INPUTS[f"tampered safetensors header ({entry})"] += 1
         assert "safetensors" in why or "does not match" in why or "no generator" in why, (kind, why)

@@ -16,7 +16,7 @@ import torch
 from stylegan3d.checkpoint import load_generator, read_sidecar
 from stylegan3d.cli.main import main
 from stylegan3d.config import load_preset
-from stylegan3d.data.prepare import MNI_CENTRE_MM, Geometry
+from stylegan3d.data.spatial import MNI_CENTRE_MM, Geometry
 from stylegan3d.errors import CheckpointError, UserError
 from stylegan3d.nn import Generator, count_params
 from stylegan3d.tf_import import convert, import_tf, load_tf_pickle, mni_affine
@@ -297,8 +297,8 @@ def test_cli_writes_a_model_that_loads_and_reports_its_origin(tf_pickle, tmp_pat
     assert summary["origin"] == "import-tf:tiny.pkl" and summary["num_ws"] == 6
     assert summary["reference_noise"] == "const"
     meta = read_sidecar(out)
-    assert meta["origin"] == "import-tf:tiny.pkl"
-    ds = meta["dataset"]
+    assert meta.extra["origin"] == "import-tf:tiny.pkl"
+    ds = meta.dataset
     assert ds["shape"] == [8, 12, 16] and ds["spacing"] == [3.0, 3.0, 3.0] and ds["channels"] == 2
     aff = np.asarray(ds["affine"])
     centre = aff @ np.array([4.0, 6.0, 8.0, 1.0])  # voxel shape // 2 at the MNI centre prepare uses
@@ -359,7 +359,7 @@ def test_import_tf_function_writes_files(tf_pickle, tmp_path):
     res = import_tf(path, tmp_path / "m.safetensors", spacing_mm=2.0)
     assert res.path == tmp_path / "m.safetensors" and res.path.is_file()
     assert (tmp_path / "m.json").is_file()
-    mapped = read_sidecar(res.path)["tf_import"]["mapped"]
+    mapped = read_sidecar(res.path).extra["tf_import"]["mapped"]
     assert ["synthesis/4x6x8/Conv0_up/weight", "synthesis.layers.1.conv.weight", "conv_up"] in mapped
 
 

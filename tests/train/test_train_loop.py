@@ -20,7 +20,7 @@ STEPS_KIMG = 0.004  # one step of batch 4
 
 
 def _final(run: Path) -> dict[str, torch.Tensor]:
-    return ckpt.load_tensors(ckpt.resolve_checkpoint(run))
+    return ckpt.load_tensors(ckpt.resolve_checkpoint(run).path)
 
 
 def _assert_same(a: dict, b: dict, prefix: str = "G_ema.", atol: float = 0.0) -> None:
@@ -42,13 +42,13 @@ def test_checkpoint_contents_and_sidecar(tiny_cfg, tiny_dataset, tmp_path):
     last = train(cfg, tiny_dataset, tmp_path / "run", progress=False)
     meta = ckpt.read_sidecar(last)
     tensors = ckpt.load_tensors(last)
-    assert meta["step"] == 2 and meta["kimg"] == pytest.approx(0.008)
-    assert meta["sha256"] == ckpt.sha256_file(last)
-    assert meta["dataset"]["shape"] == [10, 12, 14] and len(meta["dataset"]["manifest_sha256"]) == 64
-    assert meta["config"]["train"]["kimg"] == pytest.approx(0.008)
+    assert meta.step == 2 and meta.kimg == pytest.approx(0.008)
+    assert meta.sha256 == ckpt.sha256_file(last)
+    assert meta.dataset["shape"] == [10, 12, 14] and len(meta.dataset["manifest_sha256"]) == 64
+    assert meta.config["train"]["kimg"] == pytest.approx(0.008)
     for prefix in ("G.", "D.", "G_ema.", "opt_G.", "opt_D.", "augment.", "rng.torch", "rng.numpy", "state.pl_mean"):
         assert any(k.startswith(prefix) for k in tensors), prefix
-    assert {"sampler", "ada", "opt_G", "rng", "cur_nimg"} <= set(meta["state"])
+    assert {"sampler", "ada", "opt_G", "rng", "cur_nimg"} <= set(meta.state)
     run = tmp_path / "run"
     assert (run / "config.json").is_file() and (run / "log.txt").read_text().count("tick ") >= 1
     assert list((run / "samples").glob("fakes-*.png")) and list((run / "tensorboard").iterdir())
@@ -89,7 +89,7 @@ def test_nan_steps_are_skipped_then_training_stops(tiny_cfg, tiny_dataset, tmp_p
     with pytest.raises(TrainingDiverged, match="3 consecutive non-finite"):
         train(cfg, tiny_dataset, tmp_path / "two", progress=False)
     good = ckpt.resolve_checkpoint(tmp_path / "two")  # snapshots before the NaNs are intact
-    assert ckpt.read_sidecar(good)["step"] <= 5  # written before the stop; skipped steps left G intact
+    assert good.meta.step <= 5  # written before the stop; skipped steps left G intact
     for t in ckpt.load_tensors(good).values():
         assert torch.isfinite(t.float()).all()
 
@@ -181,7 +181,7 @@ def test_cli_kill_at_random_moments(tiny_dataset, tmp_path):
         cmd = [sys.executable, "-c", GATED_TRAIN, str(gate), "train", *args, "--out", str(run), *resume]
         proc, logged = _kill_at_step(cmd, run / "stats.jsonl", target)
         assert proc.returncode == -signal.SIGKILL
-        newest = ckpt.read_sidecar(ckpt.resolve_checkpoint(run))["step"]
+        newest = ckpt.resolve_checkpoint(run).meta.step
         assert newest == resumed_from + snap, (target, logged, newest)  # killed between two checkpoints
         assert target <= logged <= gate and logged > newest  # work since the last checkpoint was lost
         kills.append((target, logged))
@@ -193,7 +193,7 @@ def test_cli_kill_at_random_moments(tiny_dataset, tmp_path):
     clean = subprocess.run(_cli(*args, "--out", str(tmp_path / "clean")), capture_output=True, text=True)
     assert clean.returncode == 0, clean.stderr
     a, b = _final(run), _final(tmp_path / "clean")
-    assert ckpt.read_sidecar(ckpt.resolve_checkpoint(run))["step"] == total
+    assert ckpt.resolve_checkpoint(run).meta.step == total
     for prefix in ("G_ema.", "G.", "D.", "opt_G.", "opt_D.", "augment."):
         _assert_same(a, b, prefix)
 
@@ -234,7 +234,7 @@ def test_corrupt_latest_checkpoint_falls_back_with_warning(tiny_cfg, tiny_datase
     with open(newest, "r+b") as f:
         f.truncate(newest.stat().st_size // 2)
     with pytest.warns(UserWarning, match="corrupt"):
-        chosen = ckpt.resolve_checkpoint(tmp_path / "run")
+        chosen = ckpt.resolve_checkpoint(tmp_path / "run").path
     assert chosen != newest and chosen.exists()
 
 
@@ -262,7 +262,7 @@ def test_ddp_two_processes_match_one(tiny_dataset, tmp_path):
     two = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert two.returncode == 0, two.stderr[-3000:]
     a, b = _final(tmp_path / "one"), _final(tmp_path / "two")
-    assert ckpt.read_sidecar(ckpt.resolve_checkpoint(tmp_path / "two"))["state"]["world_size"] == 2
+    assert ckpt.resolve_checkpoint(tmp_path / "two").meta.resume_state().world_size == 2
     _assert_same(a, b, "G.", atol=1e-4)
     _assert_same(a, b, "D.", atol=1e-4)
 
@@ -276,7 +276,7 @@ def test_checkpoint_records_dataset_preparation_and_projection_uses_it(tiny_cfg,
     import numpy as np
     from train_helpers import write_dataset
 
-    from stylegan3d.data.prepare import Geometry, prepare_array
+    from stylegan3d.data.spatial import Geometry, prepare_array
     from stylegan3d.infer import api
 
     data = write_dataset(tmp_path / "ds")
@@ -286,8 +286,8 @@ def test_checkpoint_records_dataset_preparation_and_projection_uses_it(tiny_cfg,
     (data / "manifest.json").write_text(json.dumps(manifest))
     last = train(apply_overrides(tiny_cfg, ["train.kimg=0.004"]), data, tmp_path / "run", progress=False)
     meta = ckpt.read_sidecar(last)
-    assert meta["dataset"]["frame"] == "mni" and meta["dataset"]["mask_threshold"] == 0.2
-    assert meta["dataset"]["intensity"] == {"lower_pct": 2.0, "upper_pct": 98.0}
+    assert meta.dataset["frame"] == "mni" and meta.dataset["mask_threshold"] == 0.2
+    assert meta.dataset["intensity"] == {"lower_pct": 2.0, "upper_pct": 98.0}
 
     grid = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float32) for n in (40, 48, 56)], indexing="ij"))
     scan = 100.0 + 900.0 * np.exp(-(((grid - np.array([14, 30, 20])[:, None, None, None]) / 9.0) ** 2).sum(0))
@@ -307,8 +307,8 @@ def test_checkpoint_records_dataset_preparation_and_projection_uses_it(tiny_cfg,
     np.testing.assert_array_equal(vol[0], want)
 
     for key in ("frame", "intensity", "mask_threshold"):  # a checkpoint from before these were recorded
-        del meta["dataset"][key]
-    ckpt.sidecar_path(last).write_text(json.dumps(meta))
+        del meta.dataset[key]
+    ckpt.sidecar_path(last).write_text(json.dumps(meta.to_dict()))
     old = api.load(last)
     g = old.geometry
     assert (g.frame, g.lower_pct, g.upper_pct, g.mask_threshold) == ("centre", 0.5, 99.5, None)

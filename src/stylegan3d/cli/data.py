@@ -46,7 +46,7 @@ def _parse_spacing(text: str) -> list[float]:
 
 def _geometry(out: Path, preset: str | None, shape: str | None, spacing: str | None, frame: str | None):
     from stylegan3d.data.dataset import load_manifest
-    from stylegan3d.data.prepare import Geometry
+    from stylegan3d.data.spatial import Geometry
 
     if preset is not None and (shape is not None or spacing is not None):
         raise UserError("give either --preset or --shape/--spacing, not both")
@@ -113,7 +113,6 @@ def prepare(
         out,
         geom,
         workers=workers,
-        strict=strict,
         lower_pct=lower_pct,
         upper_pct=upper_pct,
         mask_threshold=mask_threshold,

@@ -107,7 +107,14 @@ def generate(
     with _notes():
         model = _load(ckpt, device)
         paths = model.generate_to_dir(
-            seed_list, _out_dir(out), trunc, noise, _labels(labels), batch, progress=True, html=html
+            seed_list,
+            _out_dir(out),
+            trunc=trunc,
+            noise_mode=noise,
+            labels=_labels(labels),
+            batch=batch,
+            progress=True,
+            html=html,
         )
     typer.echo(f"wrote {len(seed_list)} volume(s) ({len(paths)} files) to {out}")
 
@@ -178,7 +185,16 @@ def mix(
     with _notes():
         model = _load(ckpt, device)
         paths = model.mix_to_dir(
-            row_specs, col_specs, layers, _out_dir(out), trunc, noise, label, batch, True, html=html
+            row_specs,
+            col_specs,
+            layers,
+            _out_dir(out),
+            trunc=trunc,
+            noise_mode=noise,
+            labels=label,
+            batch=batch,
+            progress=True,
+            html=html,
         )
     typer.echo(f"wrote a {len(row_specs)}x{len(col_specs)} mixing grid ({len(paths)} files) to {out}")
 
@@ -206,7 +222,17 @@ def interpolate(
     with _notes():
         model = _load(ckpt, device)
         paths = model.interpolate_to_dir(
-            keys, _out_dir(out), frames, space, trunc, noise, label, batch, fps, True, html=html
+            keys,
+            _out_dir(out),
+            frames=frames,
+            space=space,
+            trunc=trunc,
+            noise_mode=noise,
+            labels=label,
+            batch=batch,
+            fps=fps,
+            progress=True,
+            html=html,
         )
     gif = [p for p in paths if p.suffix == ".gif"]
     extra = "" if gif else " (Pillow missing: frames written as PNG instead of a GIF)"

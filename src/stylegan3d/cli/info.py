@@ -58,19 +58,18 @@ def info(
     if preset is not None:
         out = describe(apply_overrides(load_preset(preset), set_))
     else:
-        from stylegan3d.checkpoint import read_sidecar, resolve_checkpoint
+        from stylegan3d.checkpoint import resolve_checkpoint
 
-        path = resolve_checkpoint(ckpt)
-        meta = read_sidecar(path)
-        cfg = apply_overrides(Config.from_dict(meta["config"]), set_)
-        out = describe(cfg)
+        found = resolve_checkpoint(ckpt)
+        meta = found.meta
+        out = describe(apply_overrides(found.config, set_))
         out.update(
-            checkpoint=str(path),
-            kimg=meta.get("kimg"),
-            step=meta.get("step"),
-            version=meta.get("version"),
-            origin=meta.get("origin", "stylegan3d"),
-            metrics=meta.get("metrics", {}),
+            checkpoint=str(found.path),
+            kimg=meta.kimg,
+            step=meta.step,
+            version=meta.version,
+            origin=meta.extra.get("origin", "stylegan3d"),
+            metrics=meta.metrics if meta.metrics is not None else {},
         )
     if as_json:
         echo_json(out)
@@ -89,15 +88,15 @@ def _list_models(as_json: bool) -> None:
     for name in list_models():
         path = model_path(name)
         meta = read_sidecar(path)
-        cfg = Config.from_dict(meta["config"])
+        cfg = Config.from_dict(meta.config)
         rows.append(
             {
                 "name": name,
                 "preset": cfg.name,
                 "resolution": list(cfg.model.resolution),
                 "spacing_mm": cfg.model.spacing_mm,
-                "kimg": meta.get("kimg"),
-                "description": meta.get("description", ""),
+                "kimg": meta.kimg,
+                "description": meta.extra.get("description", ""),
                 "file": str(path),
             }
         )

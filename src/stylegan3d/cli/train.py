@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from stylegan3d.cli.app import SET_HELP, app
 from stylegan3d.config import Config, apply_overrides, config_diff, load_preset
 from stylegan3d.errors import UserError
+
+if TYPE_CHECKING:
+    from stylegan3d.checkpoint import Checkpoint
 
 
 @app.command()
@@ -66,51 +68,46 @@ def train(
         overrides.append("train.checkpointing=true")
     if aug == "fixed" and p is None:
         raise UserError("--aug fixed needs --p PROB")
+    found = None
     if resume is not None:
-        cfg = _resume_config(resume, preset, overrides)
+        cfg, found = _resume_config(resume, preset, overrides)
     else:
         cfg = apply_overrides(load_preset(preset or "demo"), overrides)
-    last = run_training(cfg, data, out, resume=resume, device=device, labels=labels, progress=not no_progress)
+    last = run_training(cfg, data, out, resume=found, device=device, labels=labels, progress=not no_progress)
     if last is not None:
         typer.echo(f"checkpoint: {last}")
 
 
-def _changes(diff: list[tuple[str, Any, Any]], limit: int = 4) -> str:
-    shown = ", ".join(f"{k} {json.dumps(u)} -> {json.dumps(v)}" for k, u, v in diff[:limit])
-    return shown + (f" and {len(diff) - limit} more" if len(diff) > limit else "")
-
-
-def _resume_config(resume: Path, preset: str | None, overrides: list[str]) -> Config:
-    """The checkpoint's config with ``overrides`` (training settings such as kimg may change on resume).
+def _resume_config(resume: Path, preset: str | None, overrides: list[str]) -> tuple[Config, Checkpoint]:
+    """The checkpoint's config with ``overrides`` (training settings such as kimg may change on resume),
+    and the checkpoint, resolved once (the trainer resumes from it without reading it again).
 
     The network cannot change: an override of a model field, or a ``--preset`` whose network (with
     the same overrides) differs from the checkpoint's, is an error rather than being ignored. A
     matching preset's training settings are not applied; where they differ a warning says so.
     """
-    from stylegan3d.checkpoint import read_sidecar, resolve_checkpoint
+    from stylegan3d.checkpoint import describe_diff, resolve_checkpoint
 
-    path = resolve_checkpoint(resume)
-    saved = Config.from_dict(read_sidecar(path)["config"])
-    cfg = apply_overrides(saved, overrides)
+    found = resolve_checkpoint(resume)
+    name = found.path.name
+    cfg = apply_overrides(found.config, overrides)
     if preset is not None:
         wanted = apply_overrides(load_preset(preset), overrides)
-        diff = config_diff(saved.model, wanted.model, "model.")
-        if diff:
-            raise UserError(
-                f"--preset {preset} describes another network than checkpoint {path.name} ({_changes(diff)}); "
-                "a run resumes with its own network: drop --preset (or resume the run it belongs to)"
-            )
+        found.require_network(
+            wanted,
+            f"--preset {preset} describes another network than checkpoint {name}",
+            "a run resumes with its own network: drop --preset (or resume the run it belongs to)",
+        )
         diff = config_diff(cfg.train, wanted.train, "train.")
         if diff:
             typer.echo(
                 f"warning: --resume continues the checkpoint's training settings; --preset {preset} differs in "
-                f"{_changes(diff)} (not applied; change them with --set train.KEY=VALUE)",
+                f"{describe_diff(diff)} (not applied; change them with --set train.KEY=VALUE)",
                 err=True,
             )
-    diff = config_diff(saved.model, cfg.model, "model.")
-    if diff:
-        raise UserError(
-            f"--set changes the network of checkpoint {path.name} ({_changes(diff)}); only training settings "
-            "(train.*) can change on --resume"
-        )
-    return cfg
+    found.require_network(
+        cfg,
+        f"--set changes the network of checkpoint {name}",
+        "only training settings (train.*) can change on --resume",
+    )
+    return cfg, found

@@ -1,4 +1,5 @@
-"""Reading one 3D volume (NIfTI and friends) with its affine, with one clear error per bad file.
+"""Reading one 3D volume (NIfTI and friends) with its affine, with one clear error per bad file;
+writing one (:func:`write_nifti`).
 
 Every problem a user's folder can hold (empty file, truncated gzip, not an image, 2D image,
 4D series, NaN/Inf voxels, zero-scale affine, unreadable path) becomes a
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stylegan3d.errors import DataError
+from stylegan3d.errors import DataError, UserError
+from stylegan3d.fileio import atomic_path
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".mgz", ".mgh", ".hdr", ".img", ".npz")
 """File names treated as volumes when scanning folders (``.img`` is read through its ``.hdr``)."""
@@ -210,3 +212,29 @@ def load_volume(path: str | os.PathLike, volume_index: int | None = None) -> tup
     check_volume(data)
     check_affine(affine)
     return np.ascontiguousarray(data, dtype=np.float32), affine
+
+
+def write_nifti(array: np.ndarray, affine: np.ndarray, path: str | os.PathLike, mni: bool = False) -> Path:
+    """Atomically write a float32 NIfTI: ``array`` ``[D, H, W]``, ``[1, D, H, W]`` or ``[C, D, H, W]``
+    (stored 4D as ``[D, H, W, C]``) with the voxel-to-RAS-mm ``affine`` (sform and qform, mm units;
+    xform code 4 "MNI" when ``mni``, else 2 "aligned")."""
+    import nibabel as nib
+
+    a = np.asarray(array, dtype=np.float32)
+    while a.ndim > 3 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim == 4:
+        a = np.moveaxis(a, 0, -1)
+    if a.ndim not in (3, 4):
+        raise UserError(f"cannot save an array of shape {list(np.shape(array))} as a volume")
+    img = nib.Nifti1Image(np.ascontiguousarray(a), np.asarray(affine, dtype=np.float64))
+    img.header.set_xyzt_units("mm")
+    code = 4 if mni else 2
+    img.set_sform(img.affine, code=code)
+    img.set_qform(img.affine, code=code)
+    path = Path(path)
+    name = path.name.lower()
+    suffix = ".nii.gz" if name.endswith(".nii.gz") else ".nii"
+    with atomic_path(path, suffix=suffix) as tmp:
+        nib.save(img, str(tmp))
+    return path

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from stylegan3d.data.prepare import MNI_CENTRE_MM
+from stylegan3d.data.spatial import MNI_CENTRE_MM
 from stylegan3d.errors import UserError
 from stylegan3d.fileio import atomic_write_bytes, atomic_write_text
 

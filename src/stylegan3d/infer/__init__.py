@@ -1,7 +1,17 @@
-"""Using a trained generator: generate, project (W / W+), style mixing, interpolation."""
+"""Using a trained generator: generate, project (W / W+), style mixing, interpolation.
 
-from stylegan3d.infer.api import Latent, Model, ModelGeometry, ProjectionResult, load, save_latent, write_nifti
-from stylegan3d.infer.projector import ProjectorConfig, project_volume, reconstruction_metrics
+Modules: :mod:`~stylegan3d.infer.api` (``load`` and the :class:`Model` facade),
+:mod:`~stylegan3d.infer.geometry` (world frame from the sidecar), :mod:`~stylegan3d.infer.latents`
+(latent files, labels, mixing/interpolation maths), :mod:`~stylegan3d.infer.targets` (projection
+targets and masks), :mod:`~stylegan3d.infer.projector` (the optimisation, ``ProjectionResult``) and
+:mod:`~stylegan3d.infer.figures` (pictures).
+"""
+
+from stylegan3d.data.io import write_nifti
+from stylegan3d.infer.api import Latent, Model, ModelGeometry, ProjectionResult, load
+from stylegan3d.infer.latents import save_latent
+from stylegan3d.infer.projector import ProjectorConfig, project_volume
+from stylegan3d.metrics.reconstruction import reconstruction_metrics
 
 __all__ = [
     "Latent",

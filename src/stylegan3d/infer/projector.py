@@ -30,16 +30,19 @@ noise maps as ``G.synthesis.noise_shapes()`` (``[1, 1, *res]`` per layer).
 from __future__ import annotations
 
 import math
+import os
 import time
-import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from stylegan3d.errors import UserError
+from stylegan3d.fileio import atomic_write_json
 from stylegan3d.nn import to_unit_range
 
 SPACES = ("w", "w+")
@@ -181,17 +184,6 @@ def reconstruction_loss(
     return full, masked_mse(_pool(synth * mask, k), _pool(target * mask, k), pm)
 
 
-def _deepbet_weights() -> Path | None:
-    import importlib.util
-    import sysconfig
-
-    candidates = [Path(sysconfig.get_paths()["purelib"]) / "data" / "models" / "model.pt"]
-    spec = importlib.util.find_spec("deepbet")
-    if spec is not None and spec.origin is not None:
-        candidates.insert(0, Path(spec.origin).parent.parent / "data" / "models" / "model.pt")
-    return next((p for p in candidates if p.is_file()), None)
-
-
 class DeepbetFeatures(torch.nn.Module):
     """Perceptual distance from the encoder of deepbet's 3D brain-extraction network (TorchScript).
 
@@ -203,12 +195,9 @@ class DeepbetFeatures(torch.nn.Module):
 
     def __init__(self, device: torch.device | str = "cpu", min_side: int = 64) -> None:
         super().__init__()
-        path = _deepbet_weights()
-        if path is None:
-            raise UserError("the perceptual term needs the deepbet package (pip install deepbet)")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load is deprecated in torch 2.13
-            net = torch.jit.load(str(path), map_location=device).eval()
+        from stylegan3d.metrics.features3d import load_deepbet
+
+        net = load_deepbet(device, "the perceptual term needs the deepbet package (pip install deepbet)")
         for p in net.parameters():
             p.requires_grad_(False)
         self.net = net
@@ -364,43 +353,101 @@ def project_volume(
     )
 
 
-def ssim_kernel(shape: tuple[int, ...] | list[int], win: int = 11) -> int:
-    """Largest odd Gaussian window <= ``win`` that fits the volume (at least 3)."""
-    k = min(win, min(shape))
-    return max(3, k if k % 2 else k - 1)
+@dataclass
+class ProjectionResult:
+    """Outcome of :meth:`Model.project`.
 
-
-def reconstruction_metrics(
-    reconstruction: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None
-) -> dict[str, float]:
-    """PSNR (dB, data range 1), 3D SSIM and MAE of ``[C, D, H, W]`` volumes in [0, 1].
-
-    SSIM uses MONAI's Gaussian-window SSIM (window 11, sigma 1.5, shrunk for tiny volumes); with
-    a ``mask [D, H, W]`` all three are averaged over the voxels inside it (for SSIM: both volumes
-    are zeroed outside the mask and the SSIM map is averaged over windows centred inside it).
+    Arrays: ``target``/``reconstruction`` ``[C, D, H, W]`` in [0, 1] on the model grid
+    (``affine``), ``mask`` ``[D, H, W]`` bool or None. ``metrics``: psnr (dB), ssim, mae, mse
+    (inside the mask when given). ``history``: per-step loss terms and learning rate.
     """
-    from monai.metrics.regression import compute_ssim_and_cs
 
-    x = torch.as_tensor(np.asarray(reconstruction, np.float32))[None]
-    y = torch.as_tensor(np.asarray(target, np.float32))[None]
-    if x.shape != y.shape:
-        raise UserError(f"reconstruction {list(x.shape)} and target {list(y.shape)} differ in shape")
-    m = None if mask is None else torch.as_tensor(np.asarray(mask, bool))[None, None].expand_as(x)
-    diff = x - y
-    sq = diff.square()
-    mse = float(sq[m].mean()) if m is not None else float(sq.mean())
-    mae = float(diff.abs()[m].mean()) if m is not None else float(diff.abs().mean())
-    k = ssim_kernel(x.shape[2:])
-    if m is not None:  # voxels outside the mask must not lower the SSIM of windows on its border
-        x, y = x * m, y * m
-    ssim_map, _ = compute_ssim_and_cs(
-        x, y, spatial_dims=x.ndim - 2, kernel_size=[k] * (x.ndim - 2), kernel_sigma=[1.5] * (x.ndim - 2), data_range=1.0
-    )
-    if m is not None:
-        h = k // 2
-        inner = m[(slice(None), slice(None)) + tuple(slice(h, s - h) for s in m.shape[2:])]
-        ssim = float(ssim_map[inner].mean()) if bool(inner.any()) else float("nan")
-    else:
-        ssim = float(ssim_map.mean())
-    psnr = float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
-    return {"psnr": psnr, "ssim": ssim, "mae": mae, "mse": mse}
+    ws: np.ndarray
+    noise: list[np.ndarray]
+    space: str
+    target: np.ndarray
+    reconstruction: np.ndarray
+    mask: np.ndarray | None
+    metrics: dict[str, float]
+    history: dict[str, list[float]]
+    seconds: float
+    affine: np.ndarray
+    settings: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] | None = None
+    """For NIfTI targets: ``path``, ``orig_affine``, ``orig_shape``, ``intensity`` of the original scan."""
+    model_sha256: str | None = None
+    preprocessed: Any = None
+    """``project(..., preprocess="t1")``: the :class:`~stylegan3d.data.preprocess.pipeline.PreprocessResult`."""
+
+    def reconstruction_native(self) -> np.ndarray | None:
+        """The reconstruction resampled back onto the target's own voxel grid (``[X, Y, Z]``, [0, 1]).
+
+        For a preprocessed target the inverse of its registration is composed in (one resampling),
+        so the result overlays the original scan."""
+        if self.source is None:
+            return None
+        from stylegan3d.data.spatial import resample_to
+
+        if self.source.get("mni_to_native") is not None:
+            from stylegan3d.data.preprocess.register import to_native
+
+            return to_native(
+                self.reconstruction[0], self.affine, np.asarray(self.source["mni_to_native"]),
+                np.asarray(self.source["orig_affine"]), self.source["orig_shape"],
+            )
+        return resample_to(
+            self.reconstruction[0], self.affine, np.asarray(self.source["orig_affine"]), self.source["orig_shape"]
+        )
+
+    def save(
+        self, out: str | os.PathLike, spacing: Sequence[float] | None = None, *, html: bool = False
+    ) -> dict[str, Path]:
+        """Write every output of a projection into folder ``out``; returns ``{kind: path}``.
+
+        ``reconstruction.nii.gz`` and ``target.nii.gz`` (model grid), ``reconstruction_native.nii.gz``
+        (target's own grid, NIfTI targets only), ``mask.nii.gz``, ``latent.npz``, ``compare.png``
+        (target / reconstruction / |error| in three planes), ``loss.png`` and ``metrics.json``; with
+        ``html`` also ``viewer.html`` (interactive NiiVue page, see :mod:`stylegan3d.viewer`).
+        """
+        from stylegan3d.data.io import write_nifti
+        from stylegan3d.infer.figures import save_comparison, save_loss_curve
+        from stylegan3d.infer.latents import save_latent
+
+        out = Path(out)
+        paths = {
+            "reconstruction": write_nifti(self.reconstruction, self.affine, out / "reconstruction.nii.gz"),
+            "target": write_nifti(self.target, self.affine, out / "target.nii.gz"),
+        }
+        native = self.reconstruction_native()
+        if native is not None:
+            paths["reconstruction_native"] = write_nifti(
+                native, np.asarray(self.source["orig_affine"]), out / "reconstruction_native.nii.gz"
+            )
+        if self.mask is not None:
+            paths["mask"] = write_nifti(self.mask.astype(np.float32), self.affine, out / "mask.nii.gz")
+        if self.preprocessed is not None:
+            from stylegan3d.data.preprocess.pipeline import save_outputs
+
+            for kind, p in save_outputs(self.preprocessed, out, "target").items():
+                paths[f"target_{kind}"] = Path(p)
+        paths["latent"] = save_latent(out / "latent.npz", self.ws, self.noise, self.space, self.model_sha256)
+        paths["compare"] = save_comparison(out / "compare.png", self.target, self.reconstruction, self.mask, spacing)
+        paths["loss"] = save_loss_curve(out / "loss.png", self.history)
+        if html:
+            from stylegan3d.viewer.build import projection_viewer
+
+            note = ", ".join(f"{k} {v:.4f}" for k, v in self.metrics.items() if isinstance(v, float))
+            paths["viewer"] = projection_viewer(out, self.target, self.reconstruction, self.affine, note)
+        summary = {
+            "metrics": self.metrics,
+            "space": self.space,
+            "steps": len(self.history.get("loss", [])),
+            "seconds": self.seconds,
+            "masked": self.mask is not None,
+            "settings": self.settings,
+            "source": self.source,
+            "final_loss": self.history["loss"][-1] if self.history.get("loss") else None,
+        }
+        paths["metrics"] = out / "metrics.json"
+        atomic_write_json(paths["metrics"], summary)
+        return paths

@@ -223,11 +223,10 @@ def evaluate(fake: Any, real: Any, settings: EvalSettings | None = None) -> dict
             if s.n is not None and s.seeds is not None and len(seed_list) != s.n:
                 raise UserError(f"n={s.n} but {len(seed_list)} seeds given")
             t0 = time.perf_counter()
-            fake_vs, meta = generate_volumes(fake, seed_list, psi=s.psi, batch=s.batch, device=s.device, progress=prog)
+            fake_vs, found = generate_volumes(fake, seed_list, psi=s.psi, batch=s.batch, device=s.device, progress=prog)
             timing["generate"] = time.perf_counter() - t0
-            ckpt_sha = meta.get("sha256")
-            source = str(meta.get("resolved_path", fake))
-            fake_info.update(source=source, checkpoint_sha256=ckpt_sha, psi=s.psi, kimg=meta.get("kimg"))
+            ckpt_sha = found.sha256
+            fake_info.update(source=str(found.path), checkpoint_sha256=ckpt_sha, psi=s.psi, kimg=found.meta.kimg)
         elif fake is not None:
             fake_vs = as_volume_set(fake, "fake")
             if s.n is not None:

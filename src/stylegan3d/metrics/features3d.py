@@ -21,6 +21,7 @@ or contrast alone does not move these features (slice FID and bMMD² see it).
 from __future__ import annotations
 
 import functools
+import importlib.util
 import sys
 import sysconfig
 import warnings
@@ -41,14 +42,35 @@ STAGE_CHANNELS = {"init": 16, "down0": 16, "down1": 32, "down2": 64, "down3": 12
 DEFAULT_LAYERS = STAGES
 
 
-def deepbet_path() -> Path:
-    """Path of deepbet's TorchScript model in the running interpreter's site-packages."""
-    roots = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *sys.path}
-    for root in roots:
-        p = Path(root) / "data" / "models" / "model.pt"
-        if p.is_file():
-            return p
-    raise UserError("3-D features need the package deepbet (pip install 'stylegan3d[metrics]'): model.pt not found")
+def find_deepbet_model() -> Path | None:
+    """deepbet's TorchScript model (``data/models/model.pt``) beside the installed deepbet package,
+    in the interpreter's site-packages or on ``sys.path``; None when deepbet is not installed."""
+    roots = []
+    spec = importlib.util.find_spec("deepbet")
+    if spec is not None and spec.origin is not None:
+        roots.append(Path(spec.origin).parent.parent)
+    roots += [Path(r) for r in (sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *sys.path)]
+    return next((p for r in roots if (p := r / "data" / "models" / "model.pt").is_file()), None)
+
+
+def deepbet_path(
+    missing: str = "3-D features need the package deepbet (pip install 'stylegan3d[metrics]'): model.pt not found",
+) -> Path:
+    """:func:`find_deepbet_model`, or a UserError saying ``missing``."""
+    path = find_deepbet_model()
+    if path is None:
+        raise UserError(missing)
+    return path
+
+
+def load_deepbet(device: torch.device | str = "cpu", missing: str | None = None) -> torch.jit.ScriptModule:
+    """deepbet's whole network (TorchScript, loaded offline) on ``device`` in eval mode; the one
+    deepbet loader (3-D features here, the projector's perceptual term). ``missing``: the error
+    message when deepbet is not installed."""
+    path = deepbet_path(missing) if missing else deepbet_path()
+    with warnings.catch_warnings():  # the shipped file is TorchScript; torch.jit.load warns it is deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(path), map_location=device).eval()
 
 
 class DeepbetEncoder(nn.Module):
@@ -84,10 +106,7 @@ class DeepbetEncoder(nn.Module):
 @functools.lru_cache(maxsize=4)
 def load_encoder(device: str = "cpu", layers: tuple[str, ...] = DEFAULT_LAYERS) -> DeepbetEncoder:
     """deepbet's encoder (TorchScript, loaded offline) on ``device`` in eval mode."""
-    with warnings.catch_warnings():  # the shipped file is TorchScript; torch.jit.load warns it is deprecated
-        warnings.simplefilter("ignore", DeprecationWarning)
-        net = torch.jit.load(str(deepbet_path()), map_location=device).eval()
-    return DeepbetEncoder(net, layers).eval()
+    return DeepbetEncoder(load_deepbet(device), layers).eval()
 
 
 def normalise(vols: torch.Tensor, grid: Sequence[int] = GRID) -> torch.Tensor:

@@ -14,12 +14,15 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from stylegan3d.errors import UserError
+
+if TYPE_CHECKING:
+    from stylegan3d.checkpoint import Checkpoint
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -237,19 +240,22 @@ def generate_volumes(
     batch: int = 8,
     device: str = "cpu",
     progress: Any = None,
-) -> tuple[VolumeSet, dict]:
-    """Volumes from a checkpoint's EMA generator for ``seeds`` (``noise_mode='const'``).
+) -> tuple[VolumeSet, Checkpoint]:
+    """Volumes from a checkpoint's EMA generator for ``seeds`` (:meth:`~stylegan3d.infer.api.Model.generate`
+    with ``noise_mode='const'``, ``batch`` seeds at a time).
 
-    Returns ``(VolumeSet named seed0000..., sidecar dict)``. Large sets go to a temporary
+    Returns ``(VolumeSet named seed0000..., the resolved Checkpoint)``. Large sets go to a temporary
     float16 memory map instead of RAM.
     """
-    from stylegan3d.checkpoint import load_generator
-    from stylegan3d.nn import seeds_to_z, to_unit_range
+    from stylegan3d.checkpoint import resolve_checkpoint
+    from stylegan3d.infer.api import Model
 
-    g, meta = load_generator(ckpt, device=device)
-    if getattr(g, "c_dim", 0):
+    found = resolve_checkpoint(ckpt)
+    if found.config.model.c_dim:
         raise UserError("metrics for conditional checkpoints (c_dim > 0) are not supported")
-    shape = (len(seeds), int(g.cfg.channels), *[int(s) for s in g.cfg.resolution])
+    model = Model.from_checkpoint(found, device)
+    m = found.config.model
+    shape = (len(seeds), int(m.channels), *[int(s) for s in m.resolution])
     keep = None
     if np.prod(shape) * 4 > 2**31:
         keep = tempfile.TemporaryDirectory(prefix="stylegan3d-fakes-")
@@ -257,13 +263,10 @@ def generate_volumes(
     else:
         out = np.empty(shape, dtype=np.float32)
     task = progress.add_task("generate", total=len(seeds)) if progress is not None else None
-    with torch.no_grad():
-        for start in range(0, len(seeds), batch):
-            chunk = list(seeds[start : start + batch])
-            z = seeds_to_z(chunk, g.z_dim).to(device)
-            vol = to_unit_range(g(z, None, truncation_psi=psi, noise_mode="const"))
-            out[start : start + len(chunk)] = vol.cpu().numpy()
-            if task is not None:
-                progress.advance(task, len(chunk))
+    for start in range(0, len(seeds), batch):
+        chunk = [int(s) for s in seeds[start : start + batch]]
+        out[start : start + len(chunk)] = model.generate(chunk, trunc=psi, noise_mode="const", batch=batch)
+        if task is not None:
+            progress.advance(task, len(chunk))
     names = [f"seed{s:04d}" for s in seeds]
-    return VolumeSet(out, names, source=f"generated:{Path(ckpt).name}", keepalive=keep), meta
+    return VolumeSet(out, names, source=f"generated:{found.path.name}", keepalive=keep), found

@@ -13,7 +13,8 @@ from stylegan3d.config import ModelConfig
 from stylegan3d.nn.layers import SQRT2, EqualLinear, autocast_dtype, lrelu_clamp_, normalize_2nd_moment
 from stylegan3d.nn.modulated import ModulatedConv
 
-NOISE_MODES = ("random", "const", "none")
+NOISE_MODES = ("const", "random", "none")
+"""Noise modes of the synthesis network: the fixed per-layer maps, fresh random maps, or no noise."""
 
 
 class MappingNetwork(nn.Module):

@@ -262,7 +262,7 @@ class Trainer:
         cfg: Config,
         data: Path,
         out: Path,
-        resume: Path | None = None,
+        resume: Path | ckpt.Checkpoint | None = None,
         device: str = "auto",
         labels: Path | None = None,
         progress: bool = True,
@@ -272,15 +272,9 @@ class Trainer:
         self.progress = progress and self.dist.main
         if self.dist.main:
             check_writable(self.out)  # a read-only or full location fails here, before any work
-        resume_path = ckpt.resolve_checkpoint(resume) if resume is not None else None
-        resume_meta = ckpt.read_sidecar(resume_path) if resume_path else None
-        if resume_meta is not None:
-            saved = Config.from_dict(resume_meta["config"])
-            if saved.model != cfg.model:
-                raise CheckpointError(
-                    f"checkpoint {resume_path} was trained with another network config ({saved.name}); "
-                    "resume with the same preset/overrides"
-                )
+        resumed = ckpt.resolve_checkpoint(resume) if resume is not None else None
+        if resumed is not None:
+            resumed.require_network(cfg)
         self.cfg = cfg.validate()
         t = cfg.train
         if t.batch % self.dist.world:
@@ -333,8 +327,8 @@ class Trainer:
         self.state = TrainState()
         self.dataset_meta = _dataset_meta(self.ds)
         self.nan_steps = {int(s) for s in os.environ.get(_NAN_ENV, "").split(",") if s.strip()}
-        if resume_path is not None:
-            self._restore(resume_path, resume_meta)
+        if resumed is not None:
+            self._restore(resumed)
 
     # ------------------------------------------------------------------ state
 
@@ -363,7 +357,7 @@ class Trainer:
         for block in self.D.blocks:
             wrap(block)
 
-    def _tensors_and_meta(self) -> tuple[dict, dict]:
+    def _tensors_and_meta(self) -> tuple[dict[str, torch.Tensor], ckpt.Sidecar]:
         tensors: dict[str, torch.Tensor] = {}
         for name, net in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
             tensors.update(ckpt.module_tensors(name, net))
@@ -376,57 +370,54 @@ class Trainer:
         if self.augment is not None:
             tensors.update(ckpt.module_tensors("augment", self.augment))
         s = self.state
-        meta = {
-            "version": ckpt._version(),
-            "config": self.cfg.to_dict(),
-            "kimg": s.cur_nimg / 1000,
-            "step": s.step,
-            "dataset": self.dataset_meta,
-            "metrics": s.history[-1] if s.history else {},
-            "state": {
-                "cur_nimg": s.cur_nimg,
-                "step": s.step,
-                "tick": s.tick,
-                "bad_steps_total": s.bad_steps_total,
-                "sampler": self.sampler.state_dict(),
-                "ada": self.ada.state_dict() if self.ada is not None else None,
-                "opt_G": og_meta,
-                "opt_D": od_meta,
-                "rng": rng_meta,
-                "precision": self.precision,
-                "world_size": self.dist.world,
-            },
-        }
+        state = ckpt.ResumeState(
+            cur_nimg=s.cur_nimg,
+            step=s.step,
+            tick=s.tick,
+            bad_steps_total=s.bad_steps_total,
+            sampler=self.sampler.state_dict(),
+            ada=self.ada.state_dict() if self.ada is not None else None,
+            opt_G=og_meta,
+            opt_D=od_meta,
+            rng=rng_meta,
+            precision=self.precision,
+            world_size=self.dist.world,
+        )
+        meta = ckpt.Sidecar(
+            config=self.cfg.to_dict(),
+            version=ckpt.version(),
+            kimg=s.cur_nimg / 1000,
+            step=s.step,
+            dataset=self.dataset_meta,
+            metrics=s.history[-1] if s.history else {},
+            state=state.to_dict(),
+        )
         return tensors, meta
 
-    def _restore(self, path: Path, meta: dict) -> None:
+    def _restore(self, found: ckpt.Checkpoint) -> None:
         try:
-            self._restore_state(path, meta)
+            self._restore_state(found)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
             reason = f"{type(e).__name__}: {e}"
-            raise CheckpointError(f"checkpoint {path} lacks a usable training state ({reason})") from None
+            raise CheckpointError(f"checkpoint {found.path} lacks a usable training state ({reason})") from None
 
-    def _restore_state(self, path: Path, meta: dict) -> None:
+    def _restore_state(self, found: ckpt.Checkpoint) -> None:
+        path = found.path
         tensors = ckpt.load_tensors(path)
         for name, net in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
             ckpt.load_module(net, tensors, name, path)
-        st = meta["state"]
-        ckpt.load_optimizer(self.opt_G, tensors, "opt_G", st["opt_G"])
-        ckpt.load_optimizer(self.opt_D, tensors, "opt_D", st["opt_D"])
-        ckpt.set_rng_state(tensors, st["rng"])
+        st = found.meta.resume_state()
+        ckpt.load_optimizer(self.opt_G, tensors, "opt_G", st.opt_G)
+        ckpt.load_optimizer(self.opt_D, tensors, "opt_D", st.opt_D)
+        ckpt.set_rng_state(tensors, st.rng)
         self.loss.pl_mean = tensors["state.pl_mean"].to(self.device)
         if self.augment is not None and any(k.startswith("augment.") for k in tensors):
             ckpt.load_module(self.augment, tensors, "augment", path)
-        if self.ada is not None and st.get("ada"):
-            self.ada.load_state_dict(st["ada"])
-        self.sampler.load_state_dict(st["sampler"])
-        self.state = TrainState(
-            step=int(st["step"]),
-            cur_nimg=int(st["cur_nimg"]),
-            tick=int(st["tick"]),
-            bad_steps_total=int(st.get("bad_steps_total", 0)),
-        )
-        if (meta.get("dataset") or {}).get("manifest_sha256") != self.dataset_meta["manifest_sha256"]:
+        if self.ada is not None and st.ada:
+            self.ada.load_state_dict(st.ada)
+        self.sampler.load_state_dict(st.sampler)
+        self.state = TrainState(step=st.step, cur_nimg=st.cur_nimg, tick=st.tick, bad_steps_total=st.bad_steps_total)
+        if (found.meta.dataset or {}).get("manifest_sha256") != self.dataset_meta["manifest_sha256"]:
             self.log(f"warning: resuming on a different dataset than {path} was trained on")
         self.log(f"resumed from {path} at kimg {self.state.cur_nimg / 1000:.3f} (step {self.state.step})")
 
@@ -730,7 +721,7 @@ def train(
     cfg: Config,
     data: Path,
     out: Path,
-    resume: Path | None = None,
+    resume: Path | ckpt.Checkpoint | None = None,
     device: str = "auto",
     labels: Path | None = None,
     progress: bool = True,

@@ -20,7 +20,7 @@ from stylegan3d.data.preprocess.sitkio import sitk, to_sitk
 
 def reorient(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``data [X, Y, Z]`` with voxel axes permuted/flipped to RAS (exact, nibabel); returns (data, affine)."""
-    from stylegan3d.data.prepare import reorient_ras
+    from stylegan3d.data.spatial import reorient_ras
 
     return reorient_ras(np.asarray(data, dtype=np.float32), affine)
 

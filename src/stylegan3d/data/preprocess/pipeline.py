@@ -68,7 +68,7 @@ def parse_skip(skip: str | Sequence[str] | None) -> tuple[str, ...]:
 
 def check_input(data: np.ndarray, affine: np.ndarray) -> None:
     """Check step: a 3D, non-constant volume whose field of view can hold a brain."""
-    from stylegan3d.data.prepare import voxel_sizes
+    from stylegan3d.data.spatial import voxel_sizes
 
     if data.ndim != 3:
         raise PreprocessError("check", f"{data.ndim}D image, need a 3D volume")
@@ -104,7 +104,7 @@ def check_t1_profile(data: np.ndarray, mask: np.ndarray, affine: np.ndarray) -> 
 
     Returns ``{"spread", "brain_to_surround"}``; raises :class:`PreprocessError` (step ``check``).
     """
-    from stylegan3d.data.prepare import voxel_sizes
+    from stylegan3d.data.spatial import voxel_sizes
 
     inside = data[mask]
     q1, med, q3 = np.percentile(inside, [25, 50, 75])
@@ -135,15 +135,15 @@ def preprocess_t1(
 ) -> PreprocessResult:
     """Run the T1 pipeline on ``data [X, Y, Z]`` (voxel-to-RAS-mm ``affine``, any orientation).
 
-    ``geom``: the target grid (a :class:`stylegan3d.data.prepare.Geometry`; its MNI affine is used
+    ``geom``: the target grid (a :class:`stylegan3d.data.spatial.Geometry`; its MNI affine is used
     whatever its frame). ``skip``: steps the scan does not need (``n4``, ``brain``, ``register``:
     already corrected / skull-stripped / in MNI152 space). Raises :class:`PreprocessError` naming the step.
     """
     from stylegan3d.data.io import check_affine, check_volume
-    from stylegan3d.data.prepare import Geometry, prepare_array
     from stylegan3d.data.preprocess.bias import n4_correct, reorient
     from stylegan3d.data.preprocess.brain import extract_brain
     from stylegan3d.data.preprocess.register import Registration, mni_template, register_affine, to_grid
+    from stylegan3d.data.spatial import Geometry, prepare_array
 
     skip = parse_skip(skip)
     times: dict[str, float] = {}
@@ -271,7 +271,7 @@ def mni_mismatch(data: np.ndarray, affine: np.ndarray) -> list[str]:
     """
     import nibabel.orientations as nio
 
-    from stylegan3d.data.prepare import MNI_CENTRE_MM, voxel_sizes
+    from stylegan3d.data.spatial import MNI_CENTRE_MM, voxel_sizes
 
     affine = np.asarray(affine, dtype=np.float64)
     reasons = []

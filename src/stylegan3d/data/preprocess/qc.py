@@ -48,11 +48,11 @@ def qc_image(volume: np.ndarray, template_mask: np.ndarray, spacing: Sequence[fl
 
 def save_rgb(path: str | os.PathLike, image: np.ndarray, scale: int = 1) -> Path:
     """Write an RGB float image ``[H, W, 3]`` in [0, 1] as a PNG (atomic); ``scale`` enlarges pixels."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.image as mpimg
 
+    from stylegan3d.viz import pyplot
+
+    pyplot()
     img = np.clip(np.asarray(image, np.float32), 0.0, 1.0)
     if scale > 1:
         img = img.repeat(scale, axis=0).repeat(scale, axis=1)
@@ -74,13 +74,11 @@ def save_qc_sheet(
     limit: int = 60,
 ) -> Path:
     """Contact sheet of QC PNGs (one panel per scan, titled) as one PNG; at most ``limit`` panels."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.image as mpimg
-    import matplotlib.pyplot as plt
 
-    from stylegan3d.viz import save_figure
+    from stylegan3d.viz import pyplot, save_figure
+
+    plt = pyplot()
 
     items = [(Path(p), t) for p, t in zip(pictures, titles, strict=True) if Path(p).is_file()][:limit]
     n = max(1, len(items))

@@ -75,7 +75,7 @@ def mni_template(spacing: float = 2.0) -> tuple[np.ndarray, np.ndarray, np.ndarr
     """
     from nilearn import datasets
 
-    from stylegan3d.data.prepare import resample_to
+    from stylegan3d.data.spatial import resample_to
 
     res = 2 if spacing == 2.0 else 1
     t1 = datasets.load_mni152_template(resolution=res)
@@ -112,9 +112,9 @@ def to_grid(
     """Resample ``data [X, Y, Z]`` (voxel-to-RAS ``affine``) onto an MNI grid in one interpolation.
 
     The chain grid voxel -> MNI mm -> scan mm -> scan voxel is composed into one matrix.
-    Anti-aliased when the grid is coarser than the scan (as :func:`stylegan3d.data.prepare.resample_to`).
+    Anti-aliased when the grid is coarser than the scan (as :func:`stylegan3d.data.spatial.resample_to`).
     """
-    from stylegan3d.data.prepare import resample_to
+    from stylegan3d.data.spatial import resample_to
 
     placed = np.linalg.inv(np.asarray(mni_to_native, np.float64)) @ np.asarray(affine, np.float64)
     return resample_to(data, placed, grid_affine, shape, order=order)
@@ -129,7 +129,7 @@ def to_native(
     order: int = 1,
 ) -> np.ndarray:
     """Map a volume on an MNI grid (``grid_affine``) back onto the scan's voxels (``native_affine``, shape)."""
-    from stylegan3d.data.prepare import resample_to
+    from stylegan3d.data.spatial import resample_to
 
     placed = np.asarray(mni_to_native, np.float64) @ np.asarray(grid_affine, np.float64)
     return resample_to(volume, placed, native_affine, native_shape, order=order, antialias=False)
@@ -137,7 +137,7 @@ def to_native(
 
 def _moving_image(brain: np.ndarray, affine: np.ndarray, mask: np.ndarray | None, spacing: float) -> Any:
     """The brain cropped to its mask (+10 mm) and resampled to ``spacing`` mm along its own axes, scaled to [0, 1]."""
-    from stylegan3d.data.prepare import resample_to, voxel_sizes
+    from stylegan3d.data.spatial import resample_to, voxel_sizes
 
     fg = mask if mask is not None else brain > 0
     if not fg.any():

@@ -1,10 +1,5 @@
-"""Style mixing, latent interpolation and the pictures of inference results.
-
-Style mixing (StyleGAN's figure 3): the volume of row r and column k takes the row's ws, with
-the listed style layers replaced by the column's (layer 0 = 4x coarse base, the last = ToRGB;
-coarse layers carry global anatomy, fine layers texture/contrast). Interpolation: spherical in
-z (z ~ N(0, I) concentrates on a sphere), linear in w.
-"""
+"""Pictures of inference results: the style-mixing grid, projection comparison and loss curve,
+and the interpolation animation."""
 
 from __future__ import annotations
 
@@ -13,44 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from stylegan3d.fileio import atomic_path
-from stylegan3d.viz import display_scale, grid, save_figure, save_png, triplanar, triplanar_strip
-
-
-def mix_ws(row: torch.Tensor, cols: torch.Tensor, styles: Sequence[int]) -> torch.Tensor:
-    """``[K, num_ws, w_dim]``: ``row [num_ws, w_dim]`` repeated K times, layers ``styles`` from ``cols [K, ...]``."""
-    out = row.unsqueeze(0).repeat(cols.shape[0], 1, 1)
-    idx = list(styles)
-    out[:, idx] = cols[:, idx].to(out)
-    return out
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
-    """Spherical interpolation between vectors ``a`` and ``b`` (directions on the great circle,
-    lengths interpolated linearly); falls back to linear interpolation for (anti)parallel vectors."""
-    na, nb = a.norm(), b.norm()
-    ua, ub = a / na.clamp_min(1e-12), b / nb.clamp_min(1e-12)
-    dot = (ua * ub).sum().clamp(-1.0, 1.0)
-    omega = torch.arccos(dot)
-    so = torch.sin(omega)
-    if float(so) < 1e-6:
-        return a + (b - a) * t
-    u = (torch.sin((1 - t) * omega) * ua + torch.sin(t * omega) * ub) / so
-    return u * (na + (nb - na) * t)
-
-
-def interpolation_weights(keys: int, frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Segment index and weight in [0, 1] of each of the ``(keys - 1) * frames + 1`` frames.
-
-    Frame f lies on segment ``f // frames`` (between keys s and s + 1), the last frame is key K - 1.
-    """
-    n = (keys - 1) * frames + 1
-    f = np.arange(n)
-    seg = np.minimum(f // frames, keys - 2)
-    t = (f - seg * frames) / frames
-    return seg, t.astype(np.float64)
+from stylegan3d.viz import display_scale, grid, pyplot, save_figure, save_png, triplanar, triplanar_strip
 
 
 def save_mix_grid(
@@ -88,7 +48,7 @@ def save_comparison(
         err = err * mask
     rows = [("target", target[0]), ("reconstruction", reconstruction[0]), ("|error|", err)]
     emax = max(float(err.max()), 1e-6)
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(3, 3, figsize=(7.5, 7.0), layout="constrained")
     for r, (label, vol) in enumerate(rows):
         for c, (plane, img) in enumerate(
@@ -109,18 +69,9 @@ def save_comparison(
     return save_figure(path, fig)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def save_loss_curve(path: str | os.PathLike, history: dict[str, list[float]]) -> Path:
     """Loss terms per projection step (log scale) and the learning rate, as a PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax, ax_lr) = plt.subplots(2, 1, figsize=(6, 5), sharex=True, height_ratios=[3, 1])
     steps = np.arange(1, len(history.get("loss", [])) + 1)
     for key in ("loss", "mse", "pooled", "noise_reg", "perceptual"):
@@ -139,6 +90,7 @@ def save_loss_curve(path: str | os.PathLike, history: dict[str, list[float]]) ->
 
 
 def pillow_available() -> bool:
+    """Whether Pillow (for GIF writing) is installed."""
     import importlib.util
 
     return importlib.util.find_spec("PIL") is not None
@@ -158,7 +110,7 @@ def save_animation(
         folder = path.with_name(path.stem + "_frames")
         scale = display_scale(strips[0].shape)
         return [save_png(folder / f"frame_{i:04d}.png", s, scale=scale) for i, s in enumerate(strips)]
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.animation import FuncAnimation, PillowWriter
 
     h, w = strips[0].shape
