@@ -44,5 +44,9 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check --no-cache src tests examples
 
+# docs/cli.md is the CLI's own --help text (tests/cli checks that it is current)
+docs: $(STAMP)
+	$(BIN)/python -m stylegan3d.cli.reference > docs/cli.md.tmp && mv docs/cli.md.tmp docs/cli.md
+
 clean:
 	rm -rf $(VENV) demo-out

@@ -24,7 +24,6 @@ import math
 import os
 import random
 import re
-import signal
 import time
 import types
 import typing
@@ -37,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from stylegan3d import _faults
 from stylegan3d.errors import CheckpointError, UserError
 from stylegan3d.fileio import atomic_path, atomic_write_json, atomic_write_text, sha256_file
 
@@ -316,20 +316,6 @@ def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
         raise CheckpointError(f"checkpoint RNG state is malformed ({type(e).__name__}: {e})") from None
 
 
-_saves_in_process = 0
-
-
-def _fault_kill_in_save() -> None:
-    """Fault injection for crash tests: SIGKILL this process inside its N-th checkpoint write
-    (after the temporary file is written, before it is renamed) when
-    ``STYLEGAN3D_FAULT_KILL_IN_SAVE=N`` is set."""
-    global _saves_in_process
-    _saves_in_process += 1
-    target = os.environ.get("STYLEGAN3D_FAULT_KILL_IN_SAVE")
-    if target and int(target) == _saves_in_process:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def _os_error(e: Exception) -> OSError:
     """The OSError behind a safetensors I/O failure (its message ends with ``(os error N)``)."""
     m = re.search(r"os error (\d+)", str(e))
@@ -358,7 +344,7 @@ def save_tensors_file(path: Path, tensors: dict[str, torch.Tensor], meta: Sideca
                 save_file(tensors, str(tmp), metadata={"format": FORMAT})
             except SafetensorError as e:  # safetensors reports I/O errors (ENOSPC, EFBIG, EIO) as its own type
                 raise _os_error(e) from None
-            _fault_kill_in_save()
+            _faults.kill_in_save()  # no-op unless a crash test sets STYLEGAN3D_FAULT_KILL_IN_SAVE
             meta.update(format=FORMAT, format_version=FORMAT_VERSION, file=path.name, sha256=sha256_file(tmp))
             meta.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
             atomic_write_json(sidecar_path(path), meta)  # in place first: a crash before the rename below

@@ -3,10 +3,13 @@
 The reference code (Hong et al. 2021, a 3D port of NVlabs' StyleGAN2 TF code) saves
 ``pickle.dump((G, D, Gs))`` of ``dnnlib.tflib.network.Network`` objects. Unpickling
 such a file normally *executes* the network's Python source that is stored inside it.
-Here the pickle is read by :class:`SafeUnpickler`, which resolves only an allow-list of
-globals (numpy array reconstruction and inert stand-ins for the dnnlib classes); any
+Here the pickle is read by :class:`stylegan3d.tf_pickle.SafeUnpickler`, which resolves only an
+allow-list of globals (numpy array reconstruction and inert stand-ins for the dnnlib classes); any
 other global (``os.system``, ``builtins.eval``, ...) is refused before it can be called,
 and the stored module source is only *parsed* (``ast``) to read default arguments.
+This module maps the variables onto a stylegan3d generator (:func:`plan_import`, :func:`apply_plan`)
+and writes the model file; it runs a little over 500 lines because the plan's checks, one function
+per layer group, and the mapping table in this docstring belong together.
 
 Layout conversions (TF -> stylegan3d, spatial axes in the same D, H, W order):
 
@@ -39,12 +42,8 @@ reference's up-sampling FIR keeps the 2-D gain 4 and its own taps (``resample_ke
 
 from __future__ import annotations
 
-import ast
-import importlib
 import math
-import pickle
 import re
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,251 +55,10 @@ import torch
 from stylegan3d.config import Config, DConfig, GConfig, ModelConfig
 from stylegan3d.data.spatial import MNI_CENTRE_MM, grid_affine
 from stylegan3d.errors import CheckpointError, UserError
+from stylegan3d.tf_pickle import TFNetwork, effective_kwargs, find_generator, load_tf_pickle, to_plain
 
 KNOWN_SPACING_MM = {(80, 96, 112): 2.0, (160, 192, 224): 1.0}
 """Default voxel size of the reference's two training grids (MNI 2 mm and 1 mm)."""
-
-BUILTIN_DEFAULTS: dict[str, Any] = {
-    "architecture": "skip",
-    "resample_kernel": [1, 3, 3, 3, 1],
-    "nonlinearity": "lrelu",
-    "randomize_noise": False,
-    "fused_modconv": False,
-    "dtype": "float16",
-    "mapping_layers": 8,
-    "mapping_lrmul": 0.01,
-    "mapping_nonlinearity": "lrelu",
-    "normalize_latents": True,
-    "label_size": 0,
-}
-"""Defaults of ``G_synthesis_stylegan2_3d_curated_real`` / ``G_mapping_3d`` in the reference
-code, used only when the pickle neither sets a value nor carries readable source."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Restricted unpickling
-
-
-class TFNetwork:
-    """Inert stand-in for ``dnnlib.tflib.network.Network``: stores the pickled state, runs nothing.
-
-    Attributes mirror the state dict: ``name``, ``static_kwargs``, ``components`` (name ->
-    TFNetwork), ``build_module_src`` (text, never executed), ``build_func_name`` and
-    ``variables`` (local TF name -> numpy array, in creation order).
-    """
-
-    def __init__(self) -> None:
-        self.version = 0
-        self.name = ""
-        self.static_kwargs: dict[str, Any] = {}
-        self.components: dict[str, TFNetwork] = {}
-        self.build_module_src = ""
-        self.build_func_name = ""
-        self.variables: OrderedDict[str, np.ndarray] = OrderedDict()
-
-    def __setstate__(self, state: Any) -> None:
-        self.__init__()
-        if not isinstance(state, dict):
-            raise CheckpointError(f"network state is a {type(state).__name__}, expected a dict")
-        self.version = state.get("version", 0)
-        self.name = str(state.get("name", ""))
-        self.static_kwargs = dict(state.get("static_kwargs") or {})
-        self.components = dict(state.get("components") or {})
-        self.build_module_src = state.get("build_module_src") or ""
-        self.build_func_name = str(state.get("build_func_name", ""))
-        for comp_name, comp in self.components.items():
-            if not isinstance(comp, TFNetwork):
-                raise CheckpointError(f"component {comp_name!r} of network {self.name!r} is not a network")
-        for item in state.get("variables") or []:
-            if not (isinstance(item, tuple | list) and len(item) == 2 and isinstance(item[0], str)):
-                raise CheckpointError(f"network {self.name!r}: malformed variable entry")
-            name, value = item
-            if not isinstance(value, np.ndarray | np.generic | float | int):
-                raise CheckpointError(f"variable {name!r} of network {self.name!r} is not an array")
-            arr = np.asarray(value)
-            if arr.dtype.kind not in "fiub":
-                raise CheckpointError(f"variable {name!r} of network {self.name!r} has dtype {arr.dtype}")
-            self.variables[name] = arr
-
-    def __repr__(self) -> str:
-        return f"TFNetwork({self.name!r}, func={self.build_func_name!r}, vars={len(self.variables)})"
-
-
-class _EasyDict(dict):
-    """Stand-in for ``dnnlib.util.EasyDict`` (a plain dict with attribute access)."""
-
-
-def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
-    """``_codecs.encode`` as protocol-2 pickles use it for bytes, restricted to latin-1."""
-    if encoding.replace("_", "-").lower() not in ("latin1", "latin-1", "iso-8859-1"):
-        raise CheckpointError(f"refusing _codecs.encode with encoding {encoding!r}")
-    return text.encode("latin1")
-
-
-def _numpy_global(name: str) -> Any:
-    for module in ("numpy._core.multiarray", "numpy.core.multiarray"):
-        try:
-            return getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError):
-            continue
-    raise CheckpointError(f"numpy lacks {name}")
-
-
-_ALLOWED: dict[tuple[str, str], Callable[[], Any]] = {
-    ("dnnlib.tflib.network", "Network"): lambda: TFNetwork,
-    ("dnnlib.util", "EasyDict"): lambda: _EasyDict,
-    ("dnnlib", "EasyDict"): lambda: _EasyDict,
-    ("collections", "OrderedDict"): lambda: OrderedDict,
-    ("numpy", "ndarray"): lambda: np.ndarray,
-    ("numpy", "dtype"): lambda: np.dtype,
-    ("numpy.core.multiarray", "_reconstruct"): lambda: _numpy_global("_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"): lambda: _numpy_global("_reconstruct"),
-    ("numpy.core.multiarray", "scalar"): lambda: _numpy_global("scalar"),
-    ("numpy._core.multiarray", "scalar"): lambda: _numpy_global("scalar"),
-    ("_codecs", "encode"): lambda: _latin1_encode,
-}
-
-
-class SafeUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only the globals a dnnlib network pickle needs.
-
-    Anything else raises :class:`CheckpointError` *before* it is imported or called.
-    """
-
-    def find_class(self, module: str, name: str) -> Any:
-        factory = _ALLOWED.get((module, name))
-        if factory is None:
-            raise CheckpointError(
-                f"refusing to load global {module}.{name} from the pickle: only dnnlib network pickles "
-                "(numpy arrays and dnnlib.tflib.network.Network) are accepted; nothing was executed"
-            )
-        return factory()
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise CheckpointError("refusing a pickle with persistent ids (not a dnnlib network pickle)")
-
-
-def load_tf_pickle(path: Path | str) -> Any:
-    """Read a dnnlib network pickle with :class:`SafeUnpickler` (no code from the file runs).
-
-    Returns the unpickled object, usually a tuple ``(G, D, Gs)`` of :class:`TFNetwork`.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"pickle not found: {path}")
-    try:
-        with open(path, "rb") as f:
-            return SafeUnpickler(f).load()
-    except CheckpointError as e:
-        raise CheckpointError(f"{path}: {e}") from None
-    except Exception as e:  # nothing from the file ran: any failure means a malformed/foreign pickle
-        raise CheckpointError(f"{path} is not a readable network pickle ({type(e).__name__}: {e})") from None
-
-
-def find_generator(obj: Any, which: str = "Gs") -> TFNetwork:
-    """Pick the generator network ``which`` (``Gs`` = EMA weights, or ``G``) from an unpickled object.
-
-    Accepts the usual ``(G, D, Gs)`` tuple, a dict of networks, or a single network. A
-    generator is a network with ``mapping`` and ``synthesis`` components.
-    """
-    if isinstance(obj, TFNetwork):
-        nets = [obj]
-    elif isinstance(obj, tuple | list):
-        nets = [n for n in obj if isinstance(n, TFNetwork)]
-    elif isinstance(obj, dict):
-        nets = [n for n in obj.values() if isinstance(n, TFNetwork)]
-    else:
-        raise CheckpointError(f"the pickle holds a {type(obj).__name__}, not dnnlib networks")
-    gens = [n for n in nets if {"mapping", "synthesis"} <= set(n.components)]
-    if not gens:
-        names = [n.name for n in nets] or ["none"]
-        raise CheckpointError(f"no generator (network with mapping + synthesis) in the pickle; networks: {names}")
-    named = [n for n in gens if n.name == which]
-    if named:
-        return named[0]
-    if which == "Gs" and isinstance(obj, tuple | list) and len(obj) == 3 and obj[2] in gens:
-        return obj[2]
-    if len(gens) == 1 and len(nets) == 1:
-        return gens[0]
-    raise CheckpointError(f"no generator named {which!r} in the pickle; generators: {[n.name for n in gens]}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Build kwargs: static kwargs over the defaults of the stored build function (parsed, not run)
-
-
-def source_defaults(src: str, func_name: str) -> dict[str, Any] | None:
-    """Literal default arguments of ``func_name`` in module source ``src``.
-
-    The source is parsed with :mod:`ast` and never executed; defaults that are not
-    literals (e.g. ``dtype=dtypeGlob``) are resolved only when they name a module-level
-    literal constant, otherwise skipped. Returns None if the function is not found.
-    """
-    try:
-        tree = ast.parse(src)
-    except (SyntaxError, ValueError, TypeError):
-        return None
-    constants: dict[str, Any] = {}
-    func = None
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            try:
-                constants[node.targets[0].id] = ast.literal_eval(node.value)
-            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-                constants.pop(node.targets[0].id, None)
-        elif isinstance(node, ast.FunctionDef) and node.name == func_name:
-            func = node
-    if func is None:
-        return None
-    out: dict[str, Any] = {}
-    params = func.args.args[len(func.args.args) - len(func.args.defaults) :]
-    pairs = list(zip(params, func.args.defaults, strict=True))
-    pairs += [(a, d) for a, d in zip(func.args.kwonlyargs, func.args.kw_defaults, strict=True) if d is not None]
-    for arg, default in pairs:
-        if isinstance(default, ast.Name) and default.id in constants:
-            out[arg.arg] = constants[default.id]
-            continue
-        try:
-            out[arg.arg] = ast.literal_eval(default)
-        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            continue
-    return out
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars/arrays and tuples in kwargs -> JSON-friendly Python values."""
-    if isinstance(value, np.generic):
-        return _plain(value.item())
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return repr(value)
-
-
-def effective_kwargs(net: TFNetwork, keys: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """The value of each build argument in ``keys`` as the reference would have used it.
-
-    Order of precedence, as in ``Network.get_output_for``: the network's static kwargs, then
-    the default in its stored build-function source, then :data:`BUILTIN_DEFAULTS`.
-    Returns ``(values, provenance)`` with provenance ``static_kwargs|source|builtin``.
-    """
-    src = net.build_module_src if isinstance(net.build_module_src, str) else ""
-    defaults = source_defaults(src, net.build_func_name) or {}
-    values: dict[str, Any] = {}
-    where: dict[str, str] = {}
-    for key in keys:
-        if key in net.static_kwargs:
-            values[key], where[key] = _plain(net.static_kwargs[key]), "static_kwargs"
-        elif key in defaults:
-            values[key], where[key] = _plain(defaults[key]), "source"
-        elif key in BUILTIN_DEFAULTS:
-            values[key], where[key] = BUILTIN_DEFAULTS[key], "builtin"
-    return values, where
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,6 +99,8 @@ class _Synthesis:
     layers: dict[tuple[int, ...], dict[str, dict[str, str]]]
     """resolution -> layer scope -> variable -> full local name."""
     noise: dict[int, str]
+    variables: dict[str, np.ndarray] = field(default_factory=dict)
+    """local name -> value (the synthesis network's variables)."""
 
 
 def _parse_synthesis(net: TFNetwork) -> _Synthesis:
@@ -360,7 +120,7 @@ def _parse_synthesis(net: TFNetwork) -> _Synthesis:
     for prev, cur in zip(stages[:-1], stages[1:], strict=True):
         if any(c != 2 * p for p, c in zip(prev, cur, strict=True)):
             raise CheckpointError(f"synthesis resolutions {stages} do not double from stage to stage")
-    return _Synthesis(stages, layers, noise)
+    return _Synthesis(stages, layers, noise, dict(net.variables))
 
 
 def _res(res: tuple[int, ...]) -> str:
@@ -395,18 +155,63 @@ def plan_import(gen: TFNetwork, name: str = "tf-import", spacing_mm: float = 2.0
     kwargs, and the two are cross-checked. Unsupported variants raise CheckpointError.
     """
     mapping, synthesis = gen.components["mapping"], gen.components["synthesis"]
+    kw = _build_kwargs(mapping, synthesis)
+    syn = _parse_synthesis(synthesis)
+    arch = _check_supported(syn, kw)
+    geo = _geometry(syn, mapping)
+    _cross_check(geo, syn, kw)
+    cfg = _plan_config(name, geo, kw, spacing_mm)
+    assignments = [*_mapping_assignments(geo.n_dense), *_synthesis_assignments(syn)]
+    syn_kw = kw.synthesis
+    settings = {
+        "network": gen.name,
+        "build_funcs": {
+            "main": gen.build_func_name,
+            "mapping": mapping.build_func_name,
+            "synthesis": synthesis.build_func_name,
+        },
+        "architecture": arch,
+        "resample_kernel": syn_kw["resample_kernel"],
+        "mapping_lrmul": cfg.model.g.mapping_lr_mul,
+        "randomize_noise": syn_kw.get("randomize_noise"),
+        "fused_modconv": syn_kw.get("fused_modconv"),
+        "dtype": syn_kw.get("dtype"),
+        "static_kwargs": to_plain(gen.static_kwargs),
+    }
+    provenance = {f"synthesis.{k}": w for k, w in kw.synthesis_where.items()}
+    provenance.update({f"mapping.{k}": w for k, w in kw.mapping_where.items()})
+    return Plan(cfg, assignments, {"main/lod": 0.0}, settings, provenance)
+
+
+@dataclass
+class _BuildKwargs:
+    """The effective build arguments of the two sub-networks and where each came from."""
+
+    synthesis: dict[str, Any]
+    synthesis_where: dict[str, str]
+    mapping: dict[str, Any]
+    mapping_where: dict[str, str]
+
+    def given(self, key: str) -> bool:
+        """Whether the pickle itself (static kwargs or source) sets ``key``, not our built-in default."""
+        return (self.synthesis_where.get(key) or self.mapping_where.get(key)) != "builtin"
+
+
+def _build_kwargs(mapping: TFNetwork, synthesis: TFNetwork) -> _BuildKwargs:
     syn_keys = ["architecture", "resample_kernel", "nonlinearity", "randomize_noise", "fused_modconv", "dtype"]
     syn_keys += ["resolution", "base_size", "num_channels", "dlatent_size"]
-    syn_kw, syn_where = effective_kwargs(synthesis, syn_keys)
     map_keys = ["mapping_layers", "mapping_lrmul", "mapping_nonlinearity", "normalize_latents", "label_size"]
     map_keys += ["latent_size", "dlatent_size", "mapping_fmaps"]
-    map_kw, map_where = effective_kwargs(mapping, map_keys)
+    return _BuildKwargs(*effective_kwargs(synthesis, syn_keys), *effective_kwargs(mapping, map_keys))
 
-    syn = _parse_synthesis(synthesis)
+
+def _check_supported(syn: _Synthesis, kw: _BuildKwargs) -> str:
+    """Refuse architectures, activations and filters this generator lacks; returns the architecture."""
+    syn_kw, map_kw = kw.synthesis, kw.mapping
     arch = _arch_from_layers(syn)
     if arch != "orig":
         raise CheckpointError(f"the generator uses the {arch!r} synthesis architecture; only 'orig' can be imported")
-    if syn_where.get("architecture") != "builtin" and syn_kw.get("architecture") != "orig":
+    if kw.synthesis_where.get("architecture") != "builtin" and syn_kw.get("architecture") != "orig":
         raise CheckpointError(
             f"the pickle's build arguments say architecture={syn_kw.get('architecture')!r} "
             "but its variables have the 'orig' layout"
@@ -422,29 +227,46 @@ def plan_import(gen: TFNetwork, name: str = "tf-import", spacing_mm: float = 2.0
     kernel = syn_kw.get("resample_kernel")
     if not (isinstance(kernel, list) and kernel and all(isinstance(v, int | float) for v in kernel)):
         raise CheckpointError(f"unsupported resample_kernel {kernel!r}: need a 1-D list of taps")
+    return arch
 
+
+@dataclass
+class _Geometry:
+    """Sizes read from the variable shapes."""
+
+    base: tuple[int, ...]
+    stages: list[tuple[int, ...]]
+    """Resolutions after the base stage."""
+    widths: list[int]
+    """Feature maps of the base stage, then of each later stage."""
+    channels: int
+    w_dim: int
+    z_dim: int
+    n_dense: int
+
+
+def _synthesis_var(syn: _Synthesis, res: tuple[int, ...], scope: str, what: str) -> np.ndarray:
+    layer = syn.layers[res][scope]
+    if what not in layer:
+        raise CheckpointError(f"synthesis variable {_res(res)}/{scope}/{what} is missing")
+    return syn.variables[layer[what]]
+
+
+def _geometry(syn: _Synthesis, mapping: TFNetwork) -> _Geometry:
+    """Stage sizes, widths, channels and latent sizes; every stage must have its layers."""
     base, stages = syn.stages[0], syn.stages[1:]
-    v = synthesis.variables
     blayers = syn.layers[base]
     if "Const" not in blayers or "Conv" not in blayers:
         raise CheckpointError(f"base stage {_res(base)} lacks Const/const or Conv variables")
     for res in stages:
         if "Conv0_up" not in syn.layers[res] or "Conv1" not in syn.layers[res]:
             raise CheckpointError(f"stage {_res(res)} lacks Conv0_up or Conv1 variables")
-    last = syn.layers[syn.stages[-1]]
-    if "ToRGB" not in last:
+    if "ToRGB" not in syn.layers[syn.stages[-1]]:
         raise CheckpointError(f"last stage {_res(syn.stages[-1])} lacks ToRGB variables")
-
-    def var(layer: dict[str, str], what: str, where: str) -> np.ndarray:
-        if what not in layer:
-            raise CheckpointError(f"synthesis variable {where}/{what} is missing")
-        return v[layer[what]]
-
-    const = var(blayers["Const"], "const", f"{_res(base)}/Const")
-    widths = [int(const.shape[1])]
-    widths += [int(var(syn.layers[r]["Conv0_up"], "weight", f"{_res(r)}/Conv0_up").shape[-1]) for r in stages]
-    channels = int(var(last["ToRGB"], "weight", f"{_res(syn.stages[-1])}/ToRGB").shape[-1])
-    w_dim = int(var(blayers["Conv"], "mod_weight", f"{_res(base)}/Conv").shape[0])
+    widths = [int(_synthesis_var(syn, base, "Const", "const").shape[1])]
+    widths += [int(_synthesis_var(syn, r, "Conv0_up", "weight").shape[-1]) for r in stages]
+    channels = int(_synthesis_var(syn, syn.stages[-1], "ToRGB", "weight").shape[-1])
+    w_dim = int(_synthesis_var(syn, base, "Conv", "mod_weight").shape[0])
     dense_ids = {int(m.group(1)) for n in mapping.variables if (m := _DENSE_RE.match(n))}
     n_dense = len(dense_ids)
     weights = [mapping.variables.get(f"Dense{i}/weight") for i in range(n_dense)]
@@ -452,106 +274,110 @@ def plan_import(gen: TFNetwork, name: str = "tf-import", spacing_mm: float = 2.0
         raise CheckpointError(
             f"mapping network needs Dense0..DenseN weight variables, found layers {sorted(dense_ids)}"
         )
-    z_dim = int(weights[0].shape[0])
     hidden = {int(w.shape[1]) for w in weights}
     if hidden != {w_dim}:
         raise CheckpointError(f"mapping layer widths {sorted(hidden)} differ from dlatent size {w_dim}; not supported")
+    return _Geometry(base, stages, widths, channels, w_dim, int(weights[0].shape[0]), n_dense)
 
+
+def _cross_check(geo: _Geometry, syn: _Synthesis, kw: _BuildKwargs) -> None:
+    """The build arguments the pickle sets must agree with the sizes of its variables."""
+    syn_kw, map_kw = kw.synthesis, kw.mapping
     checks = [
-        ("latent_size", map_kw.get("latent_size"), z_dim),
-        ("dlatent_size", map_kw.get("dlatent_size"), w_dim),
-        ("mapping_layers", map_kw.get("mapping_layers"), n_dense),
-        ("num_channels", syn_kw.get("num_channels"), channels),
-        ("base_size", syn_kw.get("base_size"), list(base)),
+        ("latent_size", map_kw.get("latent_size"), geo.z_dim),
+        ("dlatent_size", map_kw.get("dlatent_size"), geo.w_dim),
+        ("mapping_layers", map_kw.get("mapping_layers"), geo.n_dense),
+        ("num_channels", syn_kw.get("num_channels"), geo.channels),
+        ("base_size", syn_kw.get("base_size"), list(geo.base)),
     ]
     res_kw = syn_kw.get("resolution")
-    if isinstance(res_kw, int | float) and res_kw > 0 and min(base) > 0:
-        pow2 = int(int(res_kw) / min(base) * 4)  # the reference's resolution_pow2
-        checks.append(("resolution (stages)", int(np.log2(max(pow2, 1))) - 2, len(stages)))
+    if isinstance(res_kw, int | float) and res_kw > 0 and min(geo.base) > 0:
+        pow2 = int(int(res_kw) / min(geo.base) * 4)  # the reference's resolution_pow2
+        checks.append(("resolution (stages)", int(np.log2(max(pow2, 1))) - 2, len(geo.stages)))
     for key, said, found in checks:
-        if said is not None and (syn_where.get(key) or map_where.get(key)) != "builtin" and said != found:
+        if said is not None and kw.given(key) and said != found:
             raise CheckpointError(f"build argument {key}={said!r} disagrees with the variables ({found!r})")
-    if len(syn.noise) != 2 * len(stages) + 1:
-        raise CheckpointError(f"expected {2 * len(stages) + 1} noise inputs noise0.., found {len(syn.noise)}")
+    if len(syn.noise) != 2 * len(geo.stages) + 1:
+        raise CheckpointError(f"expected {2 * len(geo.stages) + 1} noise inputs noise0.., found {len(syn.noise)}")
 
-    lrmul = map_kw.get("mapping_lrmul", 0.01)
+
+def _plan_config(name: str, geo: _Geometry, kw: _BuildKwargs, spacing_mm: float) -> Config:
+    """The stylegan3d config of the imported generator (validated)."""
+    lrmul = kw.mapping.get("mapping_lrmul", 0.01)
     if not (isinstance(lrmul, int | float) and lrmul > 0):
         raise CheckpointError(f"unsupported mapping_lrmul {lrmul!r}")
-    resolution = [b * 2 ** len(stages) for b in base]
-    uniform = len(set(widths)) == 1
+    uniform = len(set(geo.widths)) == 1
     g = GConfig(
-        width=widths[-1],
-        widths=None if uniform else widths,
-        mapping_layers=n_dense,
+        width=geo.widths[-1],
+        widths=None if uniform else geo.widths,
+        mapping_layers=geo.n_dense,
         mapping_lr_mul=float(lrmul),
-        up_filter=[float(t) for t in kernel],
+        up_filter=[float(t) for t in kw.synthesis["resample_kernel"]],
         up_filter_gain="reference",
     )
     model = ModelConfig(
-        resolution=resolution,
-        base_shape=list(base),
+        resolution=[b * 2 ** len(geo.stages) for b in geo.base],
+        base_shape=list(geo.base),
         spacing_mm=float(spacing_mm),
-        channels=channels,
-        z_dim=z_dim,
-        w_dim=w_dim,
+        channels=geo.channels,
+        z_dim=geo.z_dim,
+        w_dim=geo.w_dim,
         g=g,
-        d=DConfig(width=widths[0]),
+        d=DConfig(width=geo.widths[0]),
     )
     cfg = Config(name=name, description=f"imported from a 3D-StyleGAN TF pickle ({name})", model=model)
     try:
         cfg.validate()
     except UserError as e:
         raise CheckpointError(f"the imported geometry is not a valid stylegan3d model: {e}") from None
+    return cfg
 
+
+def _mapping_assignments(n_dense: int) -> list[Assignment]:
+    """The mapping network's dense layers and the W average."""
     a: list[Assignment] = []
     for i in range(n_dense):
         a.append(Assignment(f"mapping/Dense{i}/weight", f"mapping.layers.{i}.weight", "dense"))
         a.append(Assignment(f"mapping/Dense{i}/bias", f"mapping.layers.{i}.bias", "copy"))
     a.append(Assignment("main/dlatent_avg", "mapping.w_avg", "copy"))
-    a.append(Assignment(f"synthesis/{blayers['Const']['const']}", "synthesis.const", "const"))
+    return a
 
-    def conv_layer(res: tuple[int, ...], scope: str, prefix: str, up: bool = False, torgb: bool = False) -> None:
-        names = syn.layers[res][scope]
-        label = f"{_res(res)}/{scope}"
 
-        def get(k: str) -> str:
-            if k not in names:
-                raise CheckpointError(f"synthesis variable {label}/{k} is missing (needed for {prefix})")
-            return f"synthesis/{names[k]}"
+def _conv_assignments(
+    syn: _Synthesis, res: tuple[int, ...], scope: str, prefix: str, up: bool = False, torgb: bool = False
+) -> list[Assignment]:
+    """One modulated conv layer (or ToRGB) of the synthesis network."""
+    names = syn.layers[res][scope]
+    label = f"{_res(res)}/{scope}"
 
-        a.append(Assignment(get("weight"), f"{prefix}.conv.weight", "conv_up" if up else "conv"))
-        a.append(Assignment(get("mod_weight"), f"{prefix}.conv.affine.weight", "dense"))
-        a.append(Assignment(get("mod_bias"), f"{prefix}.conv.affine.bias", "mod_bias"))
-        a.append(Assignment(get("bias"), f"{prefix}.bias", "copy"))
-        if not torgb:
-            a.append(Assignment(get("noise_strength"), f"{prefix}.noise_strength", "copy"))
+    def get(k: str) -> str:
+        if k not in names:
+            raise CheckpointError(f"synthesis variable {label}/{k} is missing (needed for {prefix})")
+        return f"synthesis/{names[k]}"
 
-    conv_layer(base, "Conv", "synthesis.layers.0")
+    a = [
+        Assignment(get("weight"), f"{prefix}.conv.weight", "conv_up" if up else "conv"),
+        Assignment(get("mod_weight"), f"{prefix}.conv.affine.weight", "dense"),
+        Assignment(get("mod_bias"), f"{prefix}.conv.affine.bias", "mod_bias"),
+        Assignment(get("bias"), f"{prefix}.bias", "copy"),
+    ]
+    if not torgb:
+        a.append(Assignment(get("noise_strength"), f"{prefix}.noise_strength", "copy"))
+    return a
+
+
+def _synthesis_assignments(syn: _Synthesis) -> list[Assignment]:
+    """The constant input, every conv layer stage by stage, ToRGB and the noise maps."""
+    base, stages = syn.stages[0], syn.stages[1:]
+    a = [Assignment(f"synthesis/{syn.layers[base]['Const']['const']}", "synthesis.const", "const")]
+    a += _conv_assignments(syn, base, "Conv", "synthesis.layers.0")
     for s, res in enumerate(stages, start=1):
-        conv_layer(res, "Conv0_up", f"synthesis.layers.{2 * s - 1}", up=True)
-        conv_layer(res, "Conv1", f"synthesis.layers.{2 * s}")
-    conv_layer(syn.stages[-1], "ToRGB", "synthesis.torgb", torgb=True)
+        a += _conv_assignments(syn, res, "Conv0_up", f"synthesis.layers.{2 * s - 1}", up=True)
+        a += _conv_assignments(syn, res, "Conv1", f"synthesis.layers.{2 * s}")
+    a += _conv_assignments(syn, syn.stages[-1], "ToRGB", "synthesis.torgb", torgb=True)
     for idx, noise_name in sorted(syn.noise.items()):
         a.append(Assignment(f"synthesis/{noise_name}", f"synthesis.layers.{idx}.noise_const", "copy"))
-
-    settings = {
-        "network": gen.name,
-        "build_funcs": {
-            "main": gen.build_func_name,
-            "mapping": mapping.build_func_name,
-            "synthesis": synthesis.build_func_name,
-        },
-        "architecture": arch,
-        "resample_kernel": kernel,
-        "mapping_lrmul": g.mapping_lr_mul,
-        "randomize_noise": syn_kw.get("randomize_noise"),
-        "fused_modconv": syn_kw.get("fused_modconv"),
-        "dtype": syn_kw.get("dtype"),
-        "static_kwargs": _plain(gen.static_kwargs),
-    }
-    provenance = {f"synthesis.{k}": w for k, w in syn_where.items()}
-    provenance.update({f"mapping.{k}": w for k, w in map_where.items()})
-    return Plan(cfg, a, {"main/lod": 0.0}, settings, provenance)
+    return a
 
 
 def _all_variables(gen: TFNetwork) -> dict[str, np.ndarray]:

@@ -94,4 +94,4 @@ def test_cli_reference_doc_is_current():
     from stylegan3d.cli.reference import cli_reference
 
     doc = (ROOT / "docs" / "cli.md").read_text()
-    assert doc == cli_reference(), "docs/cli.md is stale: run `python -m stylegan3d.cli.reference > docs/cli.md`"
+    assert doc == cli_reference(), "docs/cli.md is stale: run `make docs`"

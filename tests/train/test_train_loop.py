@@ -334,10 +334,10 @@ def test_workers_read_ahead_in_threads_with_identical_batches_and_resume(tiny_cf
     import threading
 
     from stylegan3d.data.dataset import VolumeDataset
-    from stylegan3d.train import loop
+    from stylegan3d.train import batches as batch_reading
 
     readers: list[str] = []
-    getitem, collate = VolumeDataset.__getitem__, loop._collate
+    getitem, collate = VolumeDataset.__getitem__, batch_reading._collate
 
     def spy_getitem(self, i):
         readers.append(threading.current_thread().name)
@@ -351,7 +351,7 @@ def test_workers_read_ahead_in_threads_with_identical_batches_and_resume(tiny_cf
         return out
 
     monkeypatch.setattr(VolumeDataset, "__getitem__", spy_getitem)
-    monkeypatch.setattr(loop, "_collate", spy_collate)
+    monkeypatch.setattr(batch_reading, "_collate", spy_collate)
     base = apply_overrides(tiny_cfg, ["train.kimg=0.024", "train.deterministic=true"])  # 6 steps over 8 volumes
     train(apply_overrides(base, ["train.workers=0"]), tiny_dataset, tmp_path / "plain", progress=False)
     plain, batches[:] = list(batches), []

@@ -16,7 +16,7 @@ def cli_reference() -> str:
     group = typer.main.get_command(app)
     parts = [
         "# Command line reference\n",
-        "Generated from the CLI itself by `python -m stylegan3d.cli.reference > docs/cli.md`;",
+        "Generated from the CLI itself by `make docs` (`python -m stylegan3d.cli.reference > docs/cli.md`);",
         "a test fails when this file and the CLI disagree.\n",
     ]
     ctx = group.make_context("stylegan3d", [], resilient_parsing=True)

@@ -69,7 +69,7 @@ def study(
 
     import torch
 
-    from stylegan3d.study import parse_grid, run_study
+    from stylegan3d.study import StudySettings, parse_grid, run_study
 
     if not data.is_dir():
         raise UserError(f"dataset not found: {data} (run `stylegan3d prepare` first)")
@@ -77,9 +77,10 @@ def study(
         torch.set_num_threads(threads)
         os.environ["OMP_NUM_THREADS"] = str(threads)  # torchrun children
     seed_list = parse_int_list(seeds, "seeds") if seeds is not None else None
-    doc = run_study(
+    settings = StudySettings(
         data, base, parse_grid(grid), out, kimg=kimg, overrides=list(set_ or []), metrics=metrics, n=n,
         seeds=seed_list, eval_seed=eval_seed, n_boot=boot, launcher=launcher, nproc=nproc, device=device,
         bench_repeats=bench_repeats, command=command_line(ctx), progress=not no_progress,
     )  # fmt: skip
+    doc = run_study(settings)
     typer.echo(f"study: {out / 'study.md'} ({len(doc['points'])} point(s))")

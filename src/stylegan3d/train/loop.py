@@ -4,6 +4,10 @@ Per step (as in StyleGAN2): G main (+ lazy path-length), then D main (+ lazy R1)
 ADA update. All randomness of a step (latents, mixing, noise maps, data order) is drawn from
 generators seeded by ``(seed, step)``, so a run resumed from a checkpoint and a run on N
 processes with the same global batch see the same numbers as one uninterrupted process.
+
+The process set-up is in :mod:`stylegan3d.train.runtime` and the data reading in
+:mod:`stylegan3d.train.batches`; what remains here (about 600 lines) is :class:`Trainer`, whose
+construction, checkpoint state, step and loop share the state they advance, and its progress bar.
 """
 
 from __future__ import annotations
@@ -11,11 +15,10 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import time
 from collections import defaultdict
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,116 +27,22 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from stylegan3d import _faults
 from stylegan3d import checkpoint as ckpt
 from stylegan3d.config import Config
 from stylegan3d.errors import CheckpointError, UserError
 from stylegan3d.fileio import append_text, atomic_write_json, check_writable
 from stylegan3d.nn import Discriminator, Generator, seeds_to_z, to_unit_range
+from stylegan3d.train.batches import BatchReader, InfiniteSampler, load_dataset
 from stylegan3d.train.loss import GeneratorStep, StepRandom, StyleGAN2Loss, ema_beta, make_adam, update_ema
+from stylegan3d.train.runtime import autocast_context, resolve_precision, setup_distributed
+from stylegan3d.util import progress_bar
 
 SAMPLE_SEEDS = list(range(8))
-_NAN_ENV = "STYLEGAN3D_FAULT_NAN_STEPS"  # fault injection for tests: comma-separated step numbers
 
 
 class TrainingDiverged(UserError):
     """Too many consecutive steps with non-finite losses or gradients."""
-
-
-@dataclass
-class Dist:
-    """Process-group facts (rank 0 of 1 when not launched by torchrun)."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def all_reduce_mean(self, t: torch.Tensor) -> torch.Tensor:
-        if self.world == 1:
-            return t
-        t = t.clone()
-        dist.all_reduce(t)
-        return t / self.world
-
-
-def setup_distributed(device: str) -> tuple[Dist, torch.device]:
-    """Initialise torch.distributed from torchrun's environment (NCCL on GPU, gloo on CPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if world == 1:
-        return Dist(), torch.device(device)
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    if device.startswith("cuda"):
-        torch.cuda.set_device(local)
-        dev = torch.device("cuda", local)
-    else:
-        dev = torch.device("cpu")
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    return Dist(rank, world, local), dev
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> bf16 where the hardware supports it (CUDA bf16, CPU AVX512-BF16/AMX), else fp32."""
-    if precision != "auto":
-        if precision == "fp16" and device.type != "cuda":
-            raise UserError("fp16 needs a CUDA device; use bf16 or fp32 on CPU")
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    try:
-        fast = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    except AttributeError:
-        fast = False
-    return "bf16" if fast else "fp32"
-
-
-def autocast_context(precision: str, device: torch.device):
-    if precision in ("bf16", "fp16"):
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-        return torch.autocast(device.type, dtype=dtype)
-    return nullcontext()
-
-
-class InfiniteSampler:
-    """Shuffled indices over epochs; the state (epoch, position) is saved in checkpoints."""
-
-    def __init__(self, n: int, seed: int) -> None:
-        self.n, self.seed, self.epoch, self.pos = n, seed, 0, 0
-        self._perm: list[int] | None = None
-
-    def _order(self) -> list[int]:
-        if self._perm is None:
-            g = torch.Generator().manual_seed(self.seed * 7919 + self.epoch)
-            self._perm = torch.randperm(self.n, generator=g).tolist()
-        return self._perm
-
-    def take(self, k: int) -> list[int]:
-        out = []
-        while len(out) < k:
-            order = self._order()
-            grab = order[self.pos : self.pos + k - len(out)]
-            out.extend(grab)
-            self.pos += len(grab)
-            if self.pos >= self.n:
-                self.epoch, self.pos, self._perm = self.epoch + 1, 0, None
-        return out
-
-    def peek(self, k: int) -> list[int]:
-        """The indices the next ``take(k)`` will return, without advancing (for reading ahead)."""
-        ahead = InfiniteSampler(self.n, self.seed)
-        ahead.epoch, ahead.pos, ahead._perm = self.epoch, self.pos, self._perm
-        return ahead.take(k)
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "pos": self.pos, "n": self.n, "seed": self.seed}
-
-    def load_state_dict(self, s: dict) -> None:
-        self.epoch, self.pos, self._perm = int(s["epoch"]), int(s["pos"]), None
 
 
 @dataclass
@@ -151,26 +60,6 @@ def _grads_finite(params) -> bool:
     if not grads:
         return True
     return bool(torch.isfinite(torch.stack([g.float().abs().sum() for g in grads]).sum()))
-
-
-def _load_dataset(data, cfg: Config, labels: Path | None):
-    """Open a prepared dataset directory, or accept a ready dataset object (e.g. in-memory for the bench)
-    with ``geometry``, ``manifest``, ``labels``, ``__len__`` and ``__getitem__`` like VolumeDataset."""
-    from stylegan3d.data.dataset import VolumeDataset
-
-    ds = VolumeDataset(data, labels_csv=labels) if isinstance(data, str | os.PathLike) else data
-    geo = ds.geometry
-    m = cfg.model
-    if list(geo["shape"]) != list(m.resolution) or int(geo.get("channels", 1)) != m.channels:
-        raise UserError(
-            f"dataset {data} holds {geo.get('channels', 1)}x{list(geo['shape'])} volumes but the model "
-            f"expects {m.channels}x{list(m.resolution)}; prepare it with the same preset"
-        )
-    if m.c_dim and ds.labels is None:
-        raise UserError(f"the model is conditional (c_dim={m.c_dim}); pass --labels CSV")
-    if ds.labels is not None and ds.labels.shape[1] != m.c_dim:
-        raise UserError(f"labels have {ds.labels.shape[1]} columns but the model has c_dim={m.c_dim}")
-    return ds
 
 
 def _dataset_meta(ds) -> dict:
@@ -199,59 +88,6 @@ def _dataset_meta(ds) -> dict:
     if isinstance(mask, dict) and mask.get("threshold") is not None and not mask.get("pattern"):
         meta["mask_threshold"] = mask["threshold"]  # a per-volume brain mask (pattern) replaces the threshold
     return meta
-
-
-def _fetch(ds, indices: list[int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The batch ``indices`` of ``ds`` on ``device``: volumes ``[B, C, D, H, W]`` and labels or None."""
-    return _collate([ds[i] for i in indices], ds.labels is not None, device)
-
-
-def _collate(items: list, labelled: bool, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
-    if labelled:
-        imgs = torch.stack([it[0] for it in items])
-        labels = torch.stack([torch.as_tensor(it[1]) for it in items]).float()
-        return imgs.to(device, non_blocking=True), labels.to(device)
-    return torch.stack(items).to(device, non_blocking=True), None
-
-
-class _BatchReader:
-    """Reads training batches like :func:`_fetch`, with ``workers`` threads reading the next batch
-    (one volume per task) while the current step runs; ``workers=0`` reads in the training thread.
-
-    The indices come from the sampler in the same order either way (``peek`` does not advance it,
-    so checkpoints hold the same sampler state) and each volume is read by the same ``ds[i]``,
-    so batches, runs and exact resume are bitwise identical to reading without threads. Threads
-    rather than processes: reading the memory-mapped array releases the GIL and needs no copies.
-    """
-
-    def __init__(self, ds, device: torch.device, workers: int) -> None:
-        self.ds, self.device = ds, device
-        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="stylegan3d-data") if workers > 0 else None
-        self.pending: tuple[list[int], list[Future]] | None = None
-
-    def get(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The batch ``indices``: read ahead by :meth:`read_ahead` when it asked for them, else now."""
-        pending, self.pending = self.pending, None
-        if pending is not None and pending[0] == list(indices):
-            items = [f.result() for f in pending[1]]
-        else:
-            if pending is not None:
-                for f in pending[1]:
-                    f.cancel()
-            items = [self.ds[i] for i in indices]
-        return _collate(items, self.ds.labels is not None, self.device)
-
-    def read_ahead(self, indices: list[int]) -> None:
-        """Start reading the batch ``indices`` in the background (no-op without workers)."""
-        if self.pool is not None:
-            self.pending = (list(indices), [self.pool.submit(self.ds.__getitem__, i) for i in indices])
-
-    def close(self) -> None:
-        """Drop any batch read ahead and stop the threads."""
-        self.pending = None
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
 
 
 class Trainer:
@@ -287,7 +123,7 @@ class Trainer:
         elif self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
 
-        self.ds = _load_dataset(data, cfg, labels)
+        self.ds = load_dataset(data, cfg, labels)
         torch.manual_seed(t.seed)
         self.G = Generator(cfg.model).to(self.device).train()
         self.D = Discriminator(cfg.model).to(self.device).train()
@@ -323,10 +159,11 @@ class Trainer:
         )
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.sampler = InfiniteSampler(len(self.ds), t.seed)
-        self.reader = _BatchReader(self.ds, self.device, t.workers)
+        self.reader = BatchReader(self.ds, self.device, t.workers)
         self.state = TrainState()
         self.dataset_meta = _dataset_meta(self.ds)
-        self.nan_steps = {int(s) for s in os.environ.get(_NAN_ENV, "").split(",") if s.strip()}
+        self.nan_steps = _faults.nan_steps()
+        self._forced: tuple[bool | None, bool | None] = (None, None)
         if resumed is not None:
             self._restore(resumed)
 
@@ -474,7 +311,7 @@ class Trainer:
     def _backward(self, loss: torch.Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler else loss).backward()
 
-    def _opt_step(self, opt: torch.optim.Optimizer, params: list[nn.Parameter], stats: dict, name: str) -> bool:
+    def _opt_step(self, opt: torch.optim.Optimizer, params: list[nn.Parameter], stats: dict) -> bool:
         if self.scaler is not None:
             self.scaler.step(opt)
             return True
@@ -483,6 +320,30 @@ class Trainer:
             return True
         opt.zero_grad(set_to_none=True)
         return False
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """This process's slice of the next global batch of real volumes (and labels or None) on the
+        device, as the training step reads it: advances the sampler and starts reading the batch after."""
+        B, d = self.cfg.train.batch, self.dist
+        batch = self.reader.get(self.sampler.take(B)[d.rank :: d.world])
+        self.reader.read_ahead(self.sampler.peek(B)[d.rank :: d.world])  # read while this step finishes
+        return batch
+
+    @contextmanager
+    def regularisation(self, pl: bool | None = None, r1: bool | None = None) -> Iterator[None]:
+        """Within the block, run the path-length (``pl``) and R1 (``r1``) regularisers in every step
+        (True) or in none (False) instead of every ``pl_interval``/``r1_interval`` steps (None: by the
+        interval). A regulariser whose weight is 0 never runs. The config is left untouched."""
+        saved, self._forced = self._forced, (pl, r1)
+        try:
+            yield
+        finally:
+            self._forced = saved
+
+    def _due(self, which: int, interval: int) -> bool:
+        """Whether regulariser ``which`` (0: path length, 1: R1) runs in this step."""
+        forced = self._forced[which]
+        return self.state.step % interval == 0 if forced is None else forced
 
     def _latents(self, rnd: StepRandom, n_global: int) -> tuple:
         m = self.cfg.model
@@ -514,7 +375,7 @@ class Trainer:
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
         self.opt_G.zero_grad(set_to_none=True)
-        do_pl = t.pl_weight > 0 and s.step % t.pl_interval == 0
+        do_pl = t.pl_weight > 0 and self._due(0, t.pl_interval)
         z, c, z_mix, cutoff, noise = self._latents(rnd, B)
         with self._grad_sync(self.G_step_ddp, sync=not do_pl):
             with ac:
@@ -533,13 +394,13 @@ class Trainer:
                 loss_pl, st = self.loss.g_pl(zp, cp, zpm, cutp, noisep, pl_noise)
             self._backward(loss_pl)
             stats.update(st)
-        g_ok = self._opt_step(self.opt_G, list(self.G.parameters()), stats, "G")
+        g_ok = self._opt_step(self.opt_G, list(self.G.parameters()), stats)
 
         # ---- D: main loss (+ lazy R1)
         self.G.requires_grad_(False)
         self.D.requires_grad_(True)
         self.opt_D.zero_grad(set_to_none=True)
-        do_r1 = t.r1_gamma > 0 and s.step % t.r1_interval == 0
+        do_r1 = t.r1_gamma > 0 and self._due(1, t.r1_interval)
         z, c, z_mix, cutoff, noise = self._latents(rnd, B)
         with torch.no_grad(), ac:
             fake, _ = self.G_step(z, c, z_mix, cutoff, noise)
@@ -548,13 +409,12 @@ class Trainer:
                 loss_fake, st = self.loss.d_fake(fake.float(), c)
             self._backward(loss_fake)
         stats.update(st)
-        real, real_c = self.reader.get(self.sampler.take(B)[d.rank :: d.world])
-        self.reader.read_ahead(self.sampler.peek(B)[d.rank :: d.world])  # read while this step finishes
+        real, real_c = self.next_batch()
         with ac:
             loss_real, st, real_logits = self.loss.d_real(real, real_c, do_r1)
         self._backward(loss_real)
         stats.update(st)
-        d_ok = self._opt_step(self.opt_D, list(self.D.parameters()), stats, "D")
+        d_ok = self._opt_step(self.opt_D, list(self.D.parameters()), stats)
         if self.scaler is not None:
             self.scaler.update()
         if self.ada is not None:
@@ -687,16 +547,16 @@ class _Progress:
         self.enabled = enabled
         self.total, self.start = total_nimg, start_nimg
         if enabled:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, TimeElapsedColumn, TimeRemainingColumn
 
-            self.bar = Progress(
-                TextColumn("[bold]train"),
+            self.bar = progress_bar(
+                "[bold]train",
                 BarColumn(),
-                TextColumn("{task.completed:.2f}/{task.total:.2f} kimg"),
+                "{task.completed:.2f}/{task.total:.2f} kimg",
                 TimeElapsedColumn(),
-                TextColumn("ETA"),
+                "ETA",
                 TimeRemainingColumn(),
-                TextColumn("{task.fields[info]}"),
+                "{task.fields[info]}",
             )
             self.task = self.bar.add_task("train", total=total_nimg / 1000, completed=start_nimg / 1000, info="")
 

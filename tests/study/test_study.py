@@ -17,12 +17,14 @@ from stylegan3d.checkpoint import list_checkpoints
 from stylegan3d.cli.main import main
 from stylegan3d.config import apply_overrides, load_preset
 from stylegan3d.errors import UserError
-from stylegan3d.metrics import evaluate
+from stylegan3d.metrics import EvalSettings, evaluate
 from stylegan3d.nn import Discriminator, Generator
-from stylegan3d.study import grid_points, parse_grid, run_study, torchrun_command
+from stylegan3d.study import StudySettings, grid_points, parse_grid, run_study, torchrun_command
 from stylegan3d.train.loop import train
 
-_spec = importlib.util.spec_from_file_location("train_helpers", Path(__file__).parent / "train" / "train_helpers.py")
+_spec = importlib.util.spec_from_file_location(
+    "train_helpers", Path(__file__).parent.parent / "train" / "train_helpers.py"
+)
 _helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_helpers)
 
@@ -85,15 +87,15 @@ def test_study_rejects_bad_settings(tmp_path: Path) -> None:
     ds = _helpers.write_dataset(tmp_path / "ds", n=8)
     grid = parse_grid(["width=4"])
     with pytest.raises(UserError, match="--nproc needs --launcher torchrun"):
-        run_study(ds, "demo", grid, tmp_path / "s", overrides=OVERRIDES, nproc=2)
+        run_study(StudySettings(ds, "demo", grid, tmp_path / "s", overrides=OVERRIDES, nproc=2))
     with pytest.raises(UserError, match="unknown config key"):
-        run_study(ds, "demo", parse_grid(["widht=4,8"]), tmp_path / "s", overrides=OVERRIDES)
+        run_study(StudySettings(ds, "demo", parse_grid(["widht=4,8"]), tmp_path / "s", overrides=OVERRIDES))
     with pytest.raises(UserError, match="2 seeds"):
-        run_study(ds, "demo", grid, tmp_path / "s", overrides=OVERRIDES, n=4, seeds=[0, 1])
+        run_study(StudySettings(ds, "demo", grid, tmp_path / "s", overrides=OVERRIDES, n=4, seeds=[0, 1]))
     with pytest.raises(UserError, match=r"holds 1x\[10, 12, 14\] volumes but point width-4 makes 1x\[20, 24, 28\]"):
-        run_study(ds, "demo", grid, tmp_path / "s", overrides=["z_dim=8"])
+        run_study(StudySettings(ds, "demo", grid, tmp_path / "s", overrides=["z_dim=8"]))
     with pytest.raises(UserError, match="dataset not found"):
-        run_study(tmp_path / "nothing", "demo", grid, tmp_path / "s")
+        run_study(StudySettings(tmp_path / "nothing", "demo", grid, tmp_path / "s"))
     assert not (tmp_path / "s" / "runs").exists()  # nothing was trained
 
 
@@ -126,7 +128,7 @@ def test_two_point_study_resumes_then_skips(tmp_path: Path, capsys: pytest.Captu
         assert b["batch"] == 4 and b["precision"] == "fp32"
         assert p["eval"]["seeds"] == [0, 1, 2, 3]
     # both points: same seeds and sample count; the stored value is what evaluate() gives afresh
-    again = evaluate(out / "runs" / "width-8", ds, "bmmd2", n=4, n_boot=50)
+    again = evaluate(out / "runs" / "width-8", ds, EvalSettings("bmmd2", n=4, n_boot=50))
     assert again["metrics"]["bmmd2"]["value"] == pytest.approx(pts[1]["metrics"]["bmmd2"]["value"], rel=1e-6)
     assert doc["real_vs_real"]["bmmd2"]["value"] == pytest.approx(
         again["metrics"]["bmmd2"]["real_vs_real"]["value"], rel=1e-9
