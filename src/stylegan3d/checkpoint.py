@@ -13,6 +13,10 @@ sidecar's SHA-256 detects truncated or tampered files.
 The sidecar is one :class:`Sidecar` (``to_dict``/``from_dict``; the training state inside it a
 :class:`ResumeState`); :func:`resolve_checkpoint` returns one checked :class:`Checkpoint`
 (path, sidecar, parsed config), hashed and parsed once.
+
+The module runs to about 590 lines because it is the one owner of the file format: writing,
+listing, the safety checks (pickle refusal, SHA-256, header against the config's networks, sidecar
+types) and reading must agree on every detail, so they stay side by side.
 """
 
 from __future__ import annotations
