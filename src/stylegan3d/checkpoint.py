@@ -43,6 +43,7 @@ from torch import nn
 from stylegan3d import _faults
 from stylegan3d.errors import CheckpointError, UserError
 from stylegan3d.fileio import atomic_path, atomic_write_json, atomic_write_text, sha256_file
+from stylegan3d.util import one_line
 
 if TYPE_CHECKING:
     from stylegan3d.config import Config
@@ -326,7 +327,7 @@ def _os_error(e: Exception) -> OSError:
     if m:
         code = int(m.group(1))
         return OSError(code, os.strerror(code))
-    return OSError(f"safetensors could not write the file ({' '.join(str(e).split())})")
+    return OSError(f"safetensors could not write the file ({one_line(e)})")
 
 
 def save_tensors_file(path: Path, tensors: dict[str, torch.Tensor], meta: Sidecar | dict[str, Any]) -> Path:
@@ -464,7 +465,7 @@ def _check_header(path: Path, cfg: Config) -> None:
         with safe_open(str(path), framework="pt") as f:
             header = {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path} is not a valid safetensors file ({' '.join(str(e).split())})") from None
+        raise CheckpointError(f"{path} is not a valid safetensors file ({one_line(e)})") from None
     if not any(k.startswith("G_ema.") for k in header):
         raise CheckpointError(f"{path} holds no generator (G_ema.*) tensors")
     try:  # on the meta device: shapes only, no memory; a config with values of the wrong type fails here
@@ -472,8 +473,8 @@ def _check_header(path: Path, cfg: Config) -> None:
             g, d = Generator(cfg.model), Discriminator(cfg.model)
     except Exception as e:  # noqa: BLE001 - whatever a malformed config trips is a checkpoint error
         raise CheckpointError(
-            f"checkpoint {path}: the networks of its config cannot be built ({type(e).__name__}: "
-            f"{' '.join(str(e).split())[:200]})"
+            f"checkpoint {path}: the networks of its config cannot be built "
+            f"({one_line(e, 200, with_type=True)})"
         ) from None
     nets = {"G_ema": g, "G": g, "D": d}
     for prefix, net in nets.items():

@@ -17,6 +17,7 @@ import typer
 
 from stylegan3d.cli.app import app, parse_int_list, require_file
 from stylegan3d.errors import UserError
+from stylegan3d.util import one_line
 
 CKPT_HELP = (
     "Checkpoint: run directory, .safetensors file or its .json sidecar; or the name of a shipped model "
@@ -35,7 +36,7 @@ def _notes() -> Iterator[None]:
         yield
     seen = set()
     for w in caught:
-        text = " ".join(str(w.message).split())
+        text = one_line(w.message)
         if text not in seen:
             seen.add(text)
             sys.stderr.write(f"note: {text}\n")

@@ -9,6 +9,7 @@ import typer
 from stylegan3d.cli import bench, data, demo, infer, info, metrics, study, tf_import, train, view  # noqa: F401  (registers commands on import)
 from stylegan3d.cli.app import app
 from stylegan3d.errors import UserError
+from stylegan3d.util import one_line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         if type(e).__name__ == "NoArgsIsHelpError":
             sys.stdout.write(message + "\n")
             sys.exit(0)
-        sys.stderr.write(f"error: {' '.join(message.split())}\n")
+        sys.stderr.write(f"error: {one_line(message)}\n")
         sys.exit(getattr(e, "exit_code", 2) or 2)
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")

@@ -18,6 +18,7 @@ import numpy as np
 
 from stylegan3d.errors import DataError, UserError
 from stylegan3d.fileio import atomic_path
+from stylegan3d.util import one_line
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".mgz", ".mgh", ".hdr", ".img", ".npz")
 """File names treated as volumes when scanning folders (``.img`` is read through its ``.hdr``)."""
@@ -37,11 +38,6 @@ def volume_stem(path: str | os.PathLike) -> str:
     name = Path(path).name
     suffix = volume_suffix(name)
     return name[: -len(suffix)] if suffix else Path(name).stem
-
-
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def _check_readable(path: Path) -> None:
@@ -68,7 +64,7 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except DataError:
         raise
     except (ValueError, OSError, EOFError, zlib.error, zipfile.BadZipFile, KeyError, MemoryError) as e:
-        raise DataError(f"not a readable npz file ({_one_line(e)})") from None
+        raise DataError(f"not a readable npz file ({one_line(e, with_type=True)})") from None
 
 
 def _gzip_problem(path: Path) -> str | None:
@@ -83,7 +79,7 @@ def _gzip_problem(path: Path) -> str | None:
             while f.read(1 << 20):
                 pass
     except (EOFError, OSError, zlib.error) as e:
-        return f"truncated or corrupt gzip data ({_one_line(e)})"
+        return f"truncated or corrupt gzip data ({one_line(e, with_type=True)})"
     return None
 
 
@@ -115,11 +111,11 @@ def _load_nibabel(path: Path, volume_index: int | None) -> tuple[np.ndarray, np.
     try:
         img = nib.load(str(path))
     except ImageFileError as e:
-        raise DataError(_gzip_problem(path) or f"not a recognised image file ({_one_line(e)})") from None
+        raise DataError(_gzip_problem(path) or f"not a recognised image file ({one_line(e, with_type=True)})") from None
     except (EOFError, zlib.error, OSError) as e:
-        raise DataError(f"truncated or corrupt file ({_one_line(e)})") from None
+        raise DataError(f"truncated or corrupt file ({one_line(e, with_type=True)})") from None
     except Exception as e:  # nibabel raises many types for malformed headers
-        raise DataError(f"invalid image header ({_one_line(e)})") from None
+        raise DataError(f"invalid image header ({one_line(e, with_type=True)})") from None
     if not hasattr(img, "dataobj") or not hasattr(img, "affine"):
         raise DataError(f"not a volume image ({type(img).__name__})")
     dtype = img.get_data_dtype()
@@ -138,7 +134,7 @@ def _load_nibabel(path: Path, volume_index: int | None) -> tuple[np.ndarray, np.
     except DataError:
         raise
     except (EOFError, zlib.error, OSError, ValueError, OverflowError, MemoryError) as e:
-        raise DataError(f"truncated or corrupt data ({_one_line(e)})") from None
+        raise DataError(f"truncated or corrupt data ({one_line(e, with_type=True)})") from None
     affine = img.affine
     if affine is None:
         raise DataError("image has no affine")
@@ -195,7 +191,7 @@ def load_volume(path: str | os.PathLike, volume_index: int | None = None) -> tup
     try:
         _check_readable(path)
     except OSError as e:
-        raise DataError(f"cannot access file ({_one_line(e)})") from None
+        raise DataError(f"cannot access file ({one_line(e, with_type=True)})") from None
     if volume_suffix(path) == ".npz":
         data, affine = _load_npz(path)
         data = np.asarray(data)

@@ -34,6 +34,7 @@ from stylegan3d.data.io import load_volume, volume_stem, volume_suffix
 from stylegan3d.data.spatial import Geometry, prepare_array
 from stylegan3d.errors import DataError, UserError
 from stylegan3d.fileio import atomic_path, atomic_write_json, ensure_dir, sha256_file
+from stylegan3d.util import one_line
 
 PREPARE_VERSION = 1
 """Bumped whenever the per-volume algorithm changes, so cached parts are not reused."""
@@ -222,7 +223,7 @@ def _prepare_one(source_path: str) -> dict[str, Any]:
     except UserError as e:  # e.g. a cache file that cannot be written
         result.update(status="error", error=str(e))
     except Exception as e:  # a file that trips a library in an unforeseen way must not stop the job
-        result.update(status="error", error=f"unexpected {type(e).__name__}: {' '.join(str(e).split())}")
+        result.update(status="error", error=f"unexpected {one_line(e, with_type=True)}")
     return result
 
 
@@ -250,7 +251,7 @@ def _outcome(future: Any, source: str) -> dict[str, Any]:
     try:
         return future.result()
     except Exception as e:
-        why = " ".join(str(e).split()) or type(e).__name__
+        why = one_line(e) or type(e).__name__
         return {"source": source, "status": "error", "error": f"worker process failed ({why})"}
 
 

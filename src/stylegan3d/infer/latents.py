@@ -20,6 +20,7 @@ import torch
 
 from stylegan3d.errors import UserError
 from stylegan3d.fileio import atomic_path
+from stylegan3d.util import one_line
 
 LATENT_FORMAT = "stylegan3d-latent"
 
@@ -83,7 +84,7 @@ def load_latent(
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
     except (ValueError, OSError, EOFError) as e:
-        raise UserError(f"{path} is not a latent .npz file ({' '.join(str(e).split())})") from None
+        raise UserError(f"{path} is not a latent .npz file ({one_line(e)})") from None
     if "ws" not in data:
         raise UserError(f"{path} holds no 'ws' array; not a stylegan3d latent")
     ws = data["ws"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from stylegan3d.errors import UserError
+from stylegan3d.util import one_line
 from stylegan3d.viewer.page import Page, Section, Volume, robust_window, write_page
 
 PER_SECTION = 8
@@ -139,13 +140,13 @@ def load_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         img = nib.load(str(path))
     except Exception as e:  # nibabel raises many kinds for non-images
-        raise UserError(f"not a NIfTI volume: {path} ({type(e).__name__}: {' '.join(str(e).split())[:120]})") from None
+        raise UserError(f"not a NIfTI volume: {path} ({one_line(e, 120, with_type=True)})") from None
     if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
         raise UserError(f"not a NIfTI volume: {path} (a {type(img).__name__})")
     try:
         data = np.asarray(img.dataobj, dtype=np.float32)
     except Exception as e:
-        raise UserError(f"cannot read {path}: {type(e).__name__}: {' '.join(str(e).split())[:120]}") from None
+        raise UserError(f"cannot read {path}: {one_line(e, 120, with_type=True)}") from None
     while data.ndim > 3:
         data = data[..., 0]
     if data.ndim != 3 or min(data.shape) < 1:

@@ -16,6 +16,7 @@ import numpy as np
 
 from stylegan3d.data.preprocess import PreprocessError
 from stylegan3d.data.preprocess.sitkio import sitk, to_sitk
+from stylegan3d.util import one_line
 
 
 def reorient(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -62,7 +63,7 @@ def n4_correct(
         n4.Execute(small, head)
         log_field = s.GetArrayFromImage(n4.GetLogBiasFieldAsImage(img))
     except RuntimeError as e:
-        raise PreprocessError("n4", f"SimpleITK failed ({' '.join(str(e).split())[:200]})") from None
+        raise PreprocessError("n4", f"SimpleITK failed ({one_line(e, 200)})") from None
     field = np.exp(np.transpose(log_field, (2, 1, 0))).astype(np.float32)
     if not np.isfinite(field).all() or field.min() <= 0:
         raise PreprocessError("n4", "the fitted bias field is not finite and positive")

@@ -19,6 +19,7 @@ import numpy as np
 
 from stylegan3d.data.preprocess import PreprocessError
 from stylegan3d.errors import UserError
+from stylegan3d.util import one_line
 
 MASK_LITRES = (0.5, 3.0)
 """Brain-mask volumes (litres) outside this range are a failed extraction (adult brains: ~1.0-1.8 L)."""
@@ -57,7 +58,7 @@ def extract_brain(data: np.ndarray, affine: np.ndarray, threshold: float = 0.5) 
             prob = bet.run_model(x.copy())
             mask = bet.postprocess(prob > threshold)
     except (AssertionError, ValueError, IndexError) as e:  # deepbet asserts / empty arg-max when nothing is found
-        raise PreprocessError("brain", f"no brain found ({' '.join(str(e).split()) or type(e).__name__})") from None
+        raise PreprocessError("brain", f"no brain found ({one_line(e) or type(e).__name__})") from None
     mask = np.asarray(mask, dtype=bool)
     voxel_cm3 = abs(float(np.linalg.det(np.asarray(affine)[:3, :3]))) / 1000.0
     volume = float(mask.sum()) * voxel_cm3

@@ -26,6 +26,7 @@ from scipy import ndimage
 
 from stylegan3d.data.preprocess import PreprocessError
 from stylegan3d.data.preprocess.sitkio import sitk, to_sitk
+from stylegan3d.util import one_line
 
 MIN_DICE = 0.5
 """Below this brain-mask Dice with the template, a registration counts as failed (an error, not a flag)."""
@@ -232,7 +233,7 @@ def register_affine(
         aff_tx.SetTranslation(sim.GetTranslation())
         metric, c2 = _stage(fixed, moving, fixed_mask, aff_tx, iterations, seed + 1, sampling)
     except RuntimeError as e:
-        raise PreprocessError("register", f"SimpleITK failed ({' '.join(str(e).split())[:200]})") from None
+        raise PreprocessError("register", f"SimpleITK failed ({one_line(e, 200)})") from None
     m = _matrix(aff_tx)
     sv = np.linalg.svd(m[:3, :3], compute_uv=False) if np.isfinite(m).all() else np.array([np.nan])
     if not np.isfinite(sv).all() or sv.min() < SCALE_RANGE[0] or sv.max() > SCALE_RANGE[1]:
