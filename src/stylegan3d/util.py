@@ -29,21 +29,26 @@ def one_line(error: BaseException | str, limit: int | None = None, with_type: bo
     return text
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` as given.
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (a name or a
+    ``torch.device``) as given.
 
-    A device this machine or torch build lacks, or any other name, is a :class:`UserError` naming it.
+    A device this machine or torch build lacks, or any other name, is a :class:`UserError` naming it
+    (``invalid device ...`` for a name torch or this project does not know).
     """
     import torch
 
-    if device == "auto":
+    if isinstance(device, torch.device):
+        dev = device
+    elif device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not device.startswith(("cpu", "cuda", "mps")):
-        raise UserError(f"--device must be auto, cpu or cuda, got {device!r}")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise UserError(f"invalid device {device!r} ({one_line(e)})") from None
+    elif not device.startswith(("cpu", "cuda", "mps")):
+        raise UserError(f"invalid device {device!r}: --device must be auto, cpu, cuda, cuda:N or mps")
+    else:
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError) as e:
+            raise UserError(f"invalid device {device!r} ({one_line(e)})") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {device}: no CUDA device is available (this torch build or machine has none)")
     if dev.type == "mps" and not torch.backends.mps.is_available():

@@ -40,23 +40,12 @@ from stylegan3d.infer.projector import ProjectionResult
 from stylegan3d.infer.targets import prepare_target, preprocess_target
 from stylegan3d.nn import seeds_to_z, to_unit_range
 from stylegan3d.nn.generator import NOISE_MODES
+from stylegan3d.util import resolve_device
 
 if TYPE_CHECKING:
     from stylegan3d.checkpoint import Checkpoint, Sidecar
 
 __all__ = ["Latent", "Model", "ModelGeometry", "ProjectionResult", "load"]
-
-
-def _parse_device(device: str | torch.device) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise UserError(f"invalid device {device!r} ({e})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {device!r} requested but CUDA is not available")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise UserError(f"device {device!r} requested but MPS is not available")
-    return dev
 
 
 def load(ckpt: str | os.PathLike | Checkpoint, device: str | torch.device = "cpu") -> Model:
@@ -85,7 +74,7 @@ class Model:
         """The EMA generator of a checkpoint with its config and world geometry (no warning; see :func:`load`)."""
         from stylegan3d.checkpoint import load_generator
 
-        dev = _parse_device(device)
+        dev = resolve_device(device)
         G, found = load_generator(ckpt, dev)
         return cls(G, found.config, geometry_from_sidecar(found.meta, found.config), found.meta, dev)
 
