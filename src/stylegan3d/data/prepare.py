@@ -34,7 +34,7 @@ from stylegan3d.data.io import load_volume, volume_stem, volume_suffix
 from stylegan3d.data.spatial import Geometry, prepare_array
 from stylegan3d.errors import DataError, UserError
 from stylegan3d.fileio import atomic_path, atomic_write_json, ensure_dir, sha256_file
-from stylegan3d.util import one_line
+from stylegan3d.util import one_line, progress_bar
 
 PREPARE_VERSION = 1
 """Bumped whenever the per-volume algorithm changes, so cached parts are not reused."""
@@ -296,15 +296,6 @@ def _run_tasks(sources: list[str], ctx: dict[str, Any], workers: int, progress: 
     from contextlib import nullcontext
 
     import nibabel.orientations  # noqa: F401  (imported before forking; see above)
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
     parallel = workers > 1 and len(sources) > 1
     if ctx["settings"].get("preprocess"):  # load the template once, before forking; split the cores
@@ -326,8 +317,7 @@ def _run_tasks(sources: list[str], ctx: dict[str, Any], workers: int, progress: 
         else:
             _init_worker(ctx)
             done = (_prepare_one(s) for s in sources)
-        columns = (TextColumn("prepare"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=Console(stderr=True), disable=not progress) as bar:
+        with progress_bar(enabled=progress, stderr=True) as bar:  # "prepare", n/total, elapsed, remaining
             job = bar.add_task("prepare", total=len(sources))
             for res in done:
                 yield res

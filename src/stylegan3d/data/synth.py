@@ -38,6 +38,7 @@ from scipy import ndimage
 from stylegan3d.data.spatial import MNI_CENTRE_MM
 from stylegan3d.errors import UserError
 from stylegan3d.fileio import atomic_write_bytes, atomic_write_text
+from stylegan3d.util import progress_bar
 
 TEMPLATE_ORIGIN_MM = (-98.0, -134.0, -72.0)
 TEMPLATE_EXTENT_MM = (196.0, 232.0, 188.0)
@@ -304,15 +305,14 @@ def synth_cohort(
     from concurrent.futures import ProcessPoolExecutor
     from contextlib import nullcontext
 
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TimeElapsedColumn
 
     # fork: workers inherit the filtered templates; they start (at submit) before the progress thread
     pool = ProcessPoolExecutor(n_workers, mp_context=mp.get_context("fork")) if n_workers > 1 else nullcontext()
     with pool as ex:
         results = ex.map(_write_subject, tasks) if ex is not None else map(_write_subject, tasks)
-        columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=Console(stderr=True), disable=not progress) as bar:
+        columns = ("synth", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with progress_bar(*columns, enabled=progress, stderr=True) as bar:
             job = bar.add_task("synth", total=n)
             for r in results:
                 rows[r["name"]] = r

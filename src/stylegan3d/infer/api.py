@@ -40,7 +40,7 @@ from stylegan3d.infer.projector import ProjectionResult
 from stylegan3d.infer.targets import prepare_target, preprocess_target
 from stylegan3d.nn import seeds_to_z, to_unit_range
 from stylegan3d.nn.generator import NOISE_MODES
-from stylegan3d.util import resolve_device
+from stylegan3d.util import progress_bar, resolve_device
 
 if TYPE_CHECKING:
     from stylegan3d.checkpoint import Checkpoint, Sidecar
@@ -188,10 +188,10 @@ class Model:
             raise UserError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
         n = ws.shape[0]
         out = np.empty((n, self.channels, *self.geometry.shape), np.float32)
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TimeElapsedColumn
 
-        columns = (TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, disable=not progress) as bar, torch.no_grad():
+        columns = (description, BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with progress_bar(*columns, enabled=progress) as bar, torch.no_grad():
             task = bar.add_task(description, total=n)
             for i in range(0, n, batch):
                 j = min(n, i + batch)

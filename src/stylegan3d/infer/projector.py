@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from stylegan3d.errors import UserError
 from stylegan3d.fileio import atomic_write_json
 from stylegan3d.nn import to_unit_range
+from stylegan3d.util import progress_bar
 
 SPACES = ("w", "w+")
 
@@ -299,11 +300,11 @@ def project_volume(
             target_feats = perc.features(((ref + 1) / 2)[:, :1])
 
     history: dict[str, list[float]] = {k: [] for k in ("loss", "mse", "pooled", "noise_reg", "perceptual", "lr")}
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    columns = (TextColumn("project {task.fields[space]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
-    columns += (TextColumn("mse {task.fields[mse]:.4g}"), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not progress, transient=False) as bar:
+    columns = ("project {task.fields[space]}", BarColumn(), "{task.completed}/{task.total}")
+    columns += ("mse {task.fields[mse]:.4g}", TimeElapsedColumn(), TimeRemainingColumn())
+    with progress_bar(*columns, enabled=progress) as bar:
         task = bar.add_task("project", total=cfg.steps, space=cfg.space.upper(), mse=float("nan"))
         for step in range(cfg.steps):
             t = step / cfg.steps
