@@ -27,8 +27,12 @@ _REQUIRED = ("shape", "spacing", "affine", "volumes")
 _KEY_COLUMNS = ("name", "file", "filename", "subject", "participant_id")
 
 
-def load_manifest(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and check ``manifest.json`` of a dataset folder (or the manifest file itself)."""
+def load_manifest(path: str | os.PathLike, *, strict: bool = True) -> dict[str, Any]:
+    """Read and check ``manifest.json`` of a dataset folder (or the manifest file itself).
+
+    ``strict=False`` asks only for a JSON object: the metrics read datasets written by hand or by
+    older versions (no ``format`` tag, missing fields, records without names); training does not.
+    """
     path = Path(path)
     file = path / "manifest.json" if path.is_dir() else path
     if not file.exists():
@@ -39,8 +43,10 @@ def load_manifest(path: str | os.PathLike) -> dict[str, Any]:
         raise UserError(f"cannot read {file}: {e}") from None
     except json.JSONDecodeError as e:
         raise UserError(f"{file} is not valid JSON ({e})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    if not isinstance(manifest, dict) or (strict and manifest.get("format") != FORMAT):
         raise UserError(f"{file} is not a stylegan3d dataset manifest (format != {FORMAT!r})")
+    if not strict:
+        return manifest
     missing = [k for k in _REQUIRED if k not in manifest]
     if missing:
         raise UserError(f"{file} lacks {', '.join(missing)}")
@@ -53,13 +59,25 @@ def load_manifest(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def manifest_hash(manifest: dict[str, Any]) -> str:
-    """SHA-256 identifying a dataset: canonical JSON of shape, spacing, affine and the volumes' sha256 list."""
-    key = {
-        "shape": [int(s) for s in manifest["shape"]],
-        "spacing": [float(s) for s in manifest["spacing"]],
-        "affine": [[float(x) for x in row] for row in manifest["affine"]],
-        "volumes": [v["sha256"] for v in manifest["volumes"]],
-    }
+    """SHA-256 identifying a dataset: canonical JSON of shape, spacing, affine and the volumes' sha256 list.
+
+    A manifest that lacks some of these or holds other types (one read with ``load_manifest(strict=False)``)
+    is hashed on what it has, as stored: such a hash only keys the metrics' feature cache.
+    """
+    try:
+        key = {
+            "shape": [int(s) for s in manifest["shape"]],
+            "spacing": [float(s) for s in manifest["spacing"]],
+            "affine": [[float(x) for x in row] for row in manifest["affine"]],
+            "volumes": [v["sha256"] for v in manifest["volumes"]],
+        }
+    except (KeyError, TypeError, ValueError):
+        key = {
+            "shape": manifest.get("shape"),
+            "spacing": manifest.get("spacing"),
+            "affine": manifest.get("affine"),
+            "volumes": [v.get("sha256") for v in manifest.get("volumes", [])],
+        }
     return sha256_bytes(json.dumps(key, sort_keys=True, separators=(",", ":")).encode())
 
 

@@ -9,7 +9,6 @@ memory-mapped dataset larger than RAM works.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from stylegan3d.data.dataset import load_manifest, manifest_hash
 from stylegan3d.errors import UserError
 
 if TYPE_CHECKING:
@@ -112,27 +112,6 @@ class VolumeSet:
         return f"{self.key}-{rows}"
 
 
-def manifest_hash(manifest: dict) -> str:
-    """Dataset identity per docs/formats.md: SHA-256 of the canonical JSON of shape, spacing,
-    affine and the volumes' ``sha256`` list (the data package's function is used when present)."""
-    try:
-        from stylegan3d.data.dataset import manifest_hash as data_manifest_hash
-    except ImportError:
-        data_manifest_hash = None
-    if data_manifest_hash is not None:
-        try:
-            return str(data_manifest_hash(manifest))
-        except (KeyError, TypeError, ValueError):
-            pass  # incomplete manifest: hash what it has (only keys the feature cache)
-    core = {
-        "shape": manifest.get("shape"),
-        "spacing": manifest.get("spacing"),
-        "affine": manifest.get("affine"),
-        "volumes": [v.get("sha256") for v in manifest.get("volumes", [])],
-    }
-    return hashlib.sha256(json.dumps(core, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
 def user_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/stylegan3d`` or ``~/.cache/stylegan3d``."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -145,17 +124,14 @@ def open_dataset(path: str | os.PathLike) -> VolumeSet:
     man_path, vol_path = root / "manifest.json", root / "volumes.npy"
     if not man_path.is_file() or not vol_path.is_file():
         raise UserError(f"{root} is not a prepared dataset (needs manifest.json and volumes.npy)")
-    try:
-        manifest = json.loads(man_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{man_path} is not valid JSON ({e})") from None
+    manifest = load_manifest(man_path, strict=False)
     try:
         array = np.load(vol_path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError) as e:
         raise UserError(f"cannot read {vol_path} as a .npy array: {e}") from None
     if array.ndim == 4:
         array = array[:, None]
-    records = manifest.get("volumes", []) if isinstance(manifest, dict) else []
+    records = manifest.get("volumes", [])
     if array.ndim != 5 or len(records) not in (0, array.shape[0]):
         raise UserError(
             f"{root}: volumes.npy has shape {list(array.shape)} but the manifest lists {len(records)} volumes"

@@ -221,19 +221,6 @@ def _train_point(
 # --------------------------------------------------------------------------------------- study
 
 
-def _manifest(data: Path) -> tuple[dict, str]:
-    """The dataset's manifest and its identifying hash."""
-    import json
-
-    from stylegan3d.data.dataset import manifest_hash
-
-    try:
-        manifest = json.loads((data / "manifest.json").read_text())
-        return manifest, manifest_hash(manifest)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError(f"dataset {data}: unreadable manifest.json ({e})") from None
-
-
 def _param_counts(cfg: Config) -> dict:
     import torch
 
@@ -280,7 +267,10 @@ def _point_configs(s: StudySettings) -> tuple[list[Point], dict[str, Config], st
     configs = {p.name: point_config(s.base, s.overrides, p, s.kimg) for p in points}  # validates every point first
     if len(configs) != len(points):
         raise UserError("two grid points map to the same directory name; use distinct values")
-    manifest, data_sha = _manifest(s.data)
+    from stylegan3d.data.dataset import load_manifest, manifest_hash
+
+    manifest = load_manifest(s.data)
+    data_sha = manifest_hash(manifest)
     for name, cfg in configs.items():
         shape, channels = list(manifest.get("shape", [])), int(manifest.get("channels", 1))
         if shape != list(cfg.model.resolution) or channels != cfg.model.channels:
