@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from stylegan3d.viz import save_figure
+from stylegan3d.viz import pyplot, save_figure
 
 
 def fmt(x: float | None) -> str:
@@ -114,10 +114,7 @@ def markdown_report(doc: dict) -> str:
 def plot_study(doc: dict, path: Path) -> Path:
     """Each metric (rows) against G+D parameters and against training compute (columns), with the
     95% CIs as error bars and the real-vs-real value as a dashed line over its CI band."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.ticker import NullFormatter
 
     keys = metric_keys(doc)
