@@ -175,9 +175,9 @@ class Checkpoint:
     def require_network(self, cfg: Config, what: str | None = None, hint: str | None = None) -> None:
         """Raise :class:`CheckpointError` unless ``cfg`` describes this checkpoint's network.
 
-        The one "same network" check (resume, ``train --resume --preset/--set``). ``what`` starts
-        the message (default: the checkpoint was trained with another network config); the
-        differing ``model.*`` fields follow, then ``hint``.
+        The one "same network" check (resume, ``train --resume --preset/--set``). The message is one
+        sentence: ``what`` (default: the checkpoint was trained with another network config), a colon,
+        the differing ``model.*`` fields, then ``hint``.
         """
         from stylegan3d.config import config_diff
 
@@ -186,7 +186,7 @@ class Checkpoint:
             return
         what = what or f"checkpoint {self.path} was trained with another network config ({self.config.name})"
         hint = hint or "resume with the same preset/overrides"
-        raise CheckpointError(f"{what} ({describe_diff(diff)}); {hint}")
+        raise CheckpointError(f"{what}: {describe_diff(diff)}; {hint}")
 
 
 def describe_diff(diff: list[tuple[str, Any, Any]], limit: int = 4) -> str:
