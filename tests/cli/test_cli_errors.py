@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers.train import MODEL_OVERRIDES
 from stylegan3d.checkpoint import save_model
 from stylegan3d.cli.main import main
 from stylegan3d.config import apply_overrides, load_preset
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("cli-errors")
-    cfg = apply_overrides(load_preset("demo"), ["width=4", "z_dim=4", "g.mapping_layers=1"])
+    cfg = apply_overrides(load_preset("demo"), MODEL_OVERRIDES)
     torch.manual_seed(0)
     model = save_model(d / "model.safetensors", Generator(cfg.model), cfg.to_dict())
     pkl = d / "weights.pt"

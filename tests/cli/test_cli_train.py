@@ -3,21 +3,18 @@ describes another network is one ``error:`` line, training settings may change."
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers.data import write_prepared
+from helpers.train import MODEL_OVERRIDES, set_args
 from stylegan3d.checkpoint import resolve_checkpoint
 from stylegan3d.cli.main import main
 
-MODEL = ["resolution=[10,12,14]", "width=4", "z_dim=4", "g.mapping_layers=1"]
+MODEL = ["resolution=[10,12,14]", *MODEL_OVERRIDES]
 TRAIN = ["train.batch=2", "train.tick_kimg=0.002", "train.snap_ticks=1", "train.aug=none", "train.precision=fp32"]
-
-
-def _sets(overrides: list[str]) -> list[str]:
-    return [a for o in overrides for a in ("--set", o)]
 
 
 def _run(args: list[str], capsys) -> tuple[int, str]:
@@ -30,20 +27,12 @@ def _run(args: list[str], capsys) -> tuple[int, str]:
 @pytest.fixture
 def run(tmp_path, capsys) -> tuple[Path, Path]:
     """A 10x12x14 dataset and a one-step run of the demo preset shrunk by MODEL/TRAIN overrides."""
-    data = tmp_path / "ds"
-    data.mkdir()
-    vols = np.random.default_rng(0).random((4, 1, 10, 12, 14)).astype(np.float16)
-    np.save(data / "volumes.npy", vols)
-    affine = np.diag([16.0, 16.0, 16.0, 1.0]).tolist()
-    manifest = {
-        "format": "stylegan3d-dataset", "version": 1, "shape": [10, 12, 14], "channels": 1,
-        "spacing": [16.0] * 3, "dtype": "float16", "affine": affine,
-        "volumes": [{"index": i, "name": f"s{i}.nii.gz", "sha256": f"{i:064x}"} for i in range(4)],
-    }  # fmt: skip
-    (data / "manifest.json").write_text(json.dumps(manifest))
+    vols = np.random.default_rng(0).random((4, 1, 10, 12, 14))
+    names = [f"s{i}.nii.gz" for i in range(4)]
+    data = write_prepared(tmp_path / "ds", vols, spacing=16.0, affine=np.diag([16.0, 16.0, 16.0, 1.0]), names=names)
     out = tmp_path / "run"
     base = ["train", "--data", str(data), "--out", str(out), "--device", "cpu", "--no-progress", "--kimg", "0.002"]
-    code, err = _run([*base, "--preset", "demo", *_sets(MODEL + TRAIN)], capsys)
+    code, err = _run([*base, "--preset", "demo", *set_args(MODEL + TRAIN)], capsys)
     assert code == 0, err
     return data, out
 
@@ -78,11 +67,11 @@ def test_resume_refuses_set_that_changes_the_network(run, capsys):
 def test_resume_accepts_the_same_network_and_new_training_settings(run, capsys):
     data, out = run
     # the original command again (same preset and overrides), with a longer kimg: no warning
-    code, err = _run(_resume(data, out, "--preset", "demo", *_sets(MODEL + TRAIN), "--kimg", "0.004"), capsys)
+    code, err = _run(_resume(data, out, "--preset", "demo", *set_args(MODEL + TRAIN), "--kimg", "0.004"), capsys)
     assert code == 0 and "warning" not in err and "error" not in err, err
     assert resolve_checkpoint(out).meta.kimg == pytest.approx(0.004)
     # a matching network whose preset training settings differ: the checkpoint's are kept, with a warning
-    code, err = _run(_resume(data, out, "--preset", "demo", *_sets(MODEL), "--set", "train.kimg=0.006"), capsys)
+    code, err = _run(_resume(data, out, "--preset", "demo", *set_args(MODEL), "--set", "train.kimg=0.006"), capsys)
     assert code == 0, err
     warning = [ln for ln in err.splitlines() if ln.startswith("warning: --resume")]
     assert len(warning) == 1 and "train.batch 2 -> 8" in warning[0] and "not applied" in warning[0], err

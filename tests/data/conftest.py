@@ -4,22 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nibabel as nib
-import numpy as np
 import pytest
 
+from helpers.data import COHORT_SEED
 from stylegan3d.data.prepare import prepare_dataset
 from stylegan3d.data.spatial import Geometry
 from stylegan3d.data.synth import synth_cohort
-
-COHORT_SEED = 3
-DEMO_SHAPE = [20, 24, 28]
-
-
-def save_nifti(path: Path, data: np.ndarray, affine: np.ndarray) -> Path:
-    """Write ``data`` with ``affine`` as NIfTI (format from the suffix)."""
-    nib.save(nib.Nifti1Image(np.asarray(data), np.asarray(affine, dtype=np.float64)), str(path))
-    return path
 
 
 @pytest.fixture(scope="session")

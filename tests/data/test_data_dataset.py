@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from conftest import DEMO_SHAPE
+from helpers.data import DEMO_SHAPE
 from stylegan3d.data.dataset import VolumeDataset, load_manifest, manifest_hash
 from stylegan3d.errors import UserError
 

@@ -6,7 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from conftest import save_nifti
+from helpers.data import save_nifti
 from stylegan3d.data.io import load_volume, volume_stem, volume_suffix
 from stylegan3d.errors import DataError
 

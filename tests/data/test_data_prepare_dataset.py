@@ -10,7 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from conftest import DEMO_SHAPE, save_nifti
+from helpers.data import DEMO_SHAPE, save_nifti
 from stylegan3d.cli.main import main
 from stylegan3d.data import prepare as prep
 from stylegan3d.data.dataset import load_manifest

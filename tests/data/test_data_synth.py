@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from conftest import COHORT_SEED
+from helpers.data import COHORT_SEED
 from stylegan3d.data.synth import (
     VENTRICLE_CENTRE_MM,
     output_grid,

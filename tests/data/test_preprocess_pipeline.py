@@ -9,8 +9,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from preprocess_helpers import moved_template
 
+from helpers.preprocess import moved_template
 from stylegan3d.data.prepare import prepare_dataset
 from stylegan3d.data.preprocess import PreprocessError
 from stylegan3d.data.preprocess.pipeline import (

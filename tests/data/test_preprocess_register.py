@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from preprocess_helpers import bbox_corners_mm, moved_template
 
+from helpers.preprocess import bbox_corners_mm, moved_template
 from stylegan3d.data.preprocess import PreprocessError
 from stylegan3d.data.preprocess.register import Registration, dice, mni_template, register_affine, to_grid, to_native
 

@@ -1,4 +1,4 @@
-"""A small synthetic brain cohort for the metrics tests, and a writer for prepared datasets.
+"""A small synthetic brain cohort for the metrics tests, and a writer of it as a prepared dataset.
 
 Subjects are the MNI152 T1 template shipped with nilearn (found on disk without importing
 nilearn), each with a random smooth deformation, a small affine, a random intensity gamma,
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 from scipy import ndimage
+
+from helpers.data import write_prepared
 
 SHAPE = (20, 24, 28)
 SPACING = 8.0
@@ -68,39 +69,27 @@ def make_cohort(n: int, seed: int = 0, shape=SHAPE, spacing=SPACING) -> np.ndarr
 
 
 def write_dataset(root: Path, vols: np.ndarray, names: list[str] | None = None, spacing: float = SPACING) -> Path:
-    """A prepared dataset directory per docs/formats.md (volumes.npy float16 + manifest.json)."""
-    root.mkdir(parents=True, exist_ok=True)
+    """A prepared dataset directory per docs/formats.md (volumes.npy float16 + manifest.json) with
+    every record as ``prepare`` writes it (content hashes, source, original geometry, intensity)."""
     arr = vols.astype(np.float16)
-    np.save(root / "volumes.npy", arr)
     names = names or [f"sub-{i:03d}.nii.gz" for i in range(len(vols))]
     aff = target_affine(vols.shape[2:], spacing).tolist()
-    manifest = {
-        "format": "stylegan3d-dataset",
-        "version": 1,
-        "shape": list(vols.shape[2:]),
-        "channels": int(vols.shape[1]),
-        "spacing": [spacing] * 3,
-        "dtype": "float16",
-        "affine": aff,
-        "frame": "mni",
-        "intensity": {"lower_pct": 0.5, "upper_pct": 99.5},
-        "volumes": [
-            {
-                "index": i,
-                "name": name,
-                "source": f"/synthetic/{name}",
-                "sha256": hashlib.sha256(arr[i].tobytes()).hexdigest(),
-                "orig_shape": list(vols.shape[2:]),
-                "orig_affine": aff,
-                "orig_spacing": [spacing] * 3,
-                "target_affine": aff,
-                "intensity": {"lo": 0.0, "hi": 1.0},
-            }
-            for i, name in enumerate(names)
-        ],
-    }
-    (root / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    return root
+    records = [
+        {
+            "source": f"/synthetic/{name}",
+            "sha256": hashlib.sha256(arr[i].tobytes()).hexdigest(),
+            "orig_shape": list(vols.shape[2:]),
+            "orig_affine": aff,
+            "orig_spacing": [spacing] * 3,
+            "target_affine": aff,
+            "intensity": {"lo": 0.0, "hi": 1.0},
+        }
+        for i, name in enumerate(names)
+    ]
+    intensity = {"lower_pct": 0.5, "upper_pct": 99.5}
+    return write_prepared(
+        root, arr, spacing=spacing, affine=aff, names=names, records=records, frame="mni", intensity=intensity
+    )
 
 
 def blur(vols: np.ndarray, sigma: float) -> np.ndarray:

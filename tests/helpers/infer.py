@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from helpers.data import DEMO_AFFINE
 from stylegan3d.config import apply_overrides, load_preset
 from stylegan3d.nn import Generator
 
 OVERRIDES = ["width=8"]
-DATASET_AFFINE = np.array(
-    [[8.0, 0.0, 0.0, -80.0], [0.0, 8.0, 0.0, -114.0], [0.0, 0.0, 8.0, -106.0], [0.0, 0.0, 0.0, 1.0]]
-)
+DATASET_AFFINE = DEMO_AFFINE
 
 
 def make_generator(seed: int = 0, noise_strength: float = 0.1, overrides: list[str] | None = None):

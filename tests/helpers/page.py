@@ -11,6 +11,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from helpers.data import DEMO_AFFINE
+
 
 def page_data(page: Path) -> dict:
     """The JSON document embedded in ``<script id='sg3d-data'>``."""
@@ -56,4 +58,5 @@ ODD_AFFINE = np.array(
         [0.0, 0.0, 0.0, 1.0],
     ]
 )
-PLAIN_AFFINE = np.array([[8.0, 0, 0, -80.0], [0, 8.0, 0, -114.0], [0, 0, 8.0, -106.0], [0, 0, 0, 1]])
+PLAIN_AFFINE = DEMO_AFFINE
+"""The demo grid's world frame (plain RAS axes, 8 mm)."""

@@ -1,7 +1,7 @@
-"""Shared helpers of the reliability tests: fault/bad-input counters, tiny models and runs,
+"""Helpers of the reliability tests: fault/bad-input counters, tiny models and runs,
 pickle payloads, safetensors header surgery and real write faults (RLIMIT_FSIZE).
 
-The counters are printed by ``pytest_terminal_summary`` in this folder's conftest, so a run
+The counters are printed by ``pytest_terminal_summary`` in tests/reliability/conftest.py, so a run
 reports how many faults were injected and how many bad inputs were tried.
 """
 
@@ -20,7 +20,6 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -79,7 +78,6 @@ SCALES = [
 ]
 """Hypothesis example-count multipliers: the quick run and a ``slow`` soak with ten times more examples."""
 
-TINY_SHAPE = (10, 12, 14)
 TINY_OVERRIDES = [
     "resolution=[10,12,14]",
     "width=4",
@@ -96,8 +94,6 @@ TINY_OVERRIDES = [
     "train.channels_last=false",
 ]
 """A 10x12x14 network of width 4: a training step takes a few ms, a checkpoint ~40 KB."""
-MODEL_OVERRIDES = ["width=4", "z_dim=4", "g.mapping_layers=1"]
-"""Demo preset (20x24x28) shrunk to width 4 for model files."""
 
 
 def run_cli(args: list[str]) -> tuple[int, str, str]:
@@ -120,33 +116,6 @@ def error_lines(err: str) -> list[str]:
 
 def tiny_config(*extra: str) -> Config:
     return apply_overrides(load_preset("demo"), [*TINY_OVERRIDES, *extra])
-
-
-def write_tiny_dataset(path: Path, n: int = 4, shape=TINY_SHAPE, seed: int = 0) -> Path:
-    """A prepared dataset (volumes.npy + manifest.json, docs/formats.md) of ``n`` ellipsoids."""
-    rng = np.random.default_rng(seed)
-    path.mkdir(parents=True, exist_ok=True)
-    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij"))
-    vols = []
-    for _ in range(n):
-        radii = 0.6 + 0.25 * rng.random((3, 1, 1, 1))
-        vols.append(np.clip(1.3 - np.sqrt(((grid / radii) ** 2).sum(0)), 0, 1))
-    np.save(path / "volumes.npy", np.stack(vols)[:, None].astype(np.float16))
-    affine = np.diag([16.0, 16.0, 16.0, 1.0])
-    affine[:3, 3] = -np.array(shape) * 8.0
-    manifest = {
-        "format": "stylegan3d-dataset",
-        "version": 1,
-        "shape": list(shape),
-        "channels": 1,
-        "spacing": [16.0] * 3,
-        "dtype": "float16",
-        "affine": affine.tolist(),
-        "frame": "mni",
-        "volumes": [{"index": i, "name": f"sub-{i:03d}.nii.gz", "sha256": f"{i:064x}"} for i in range(n)],
-    }
-    (path / "manifest.json").write_text(json.dumps(manifest))
-    return path
 
 
 def tree_state(root: Path) -> dict[str, str]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from infer_helpers import dataset_dict, make_generator
 
+from helpers.infer import dataset_dict, make_generator
 from stylegan3d.checkpoint import save_model
 
 

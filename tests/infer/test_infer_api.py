@@ -8,8 +8,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from infer_helpers import DATASET_AFFINE
 
+from helpers.infer import DATASET_AFFINE
 from stylegan3d.errors import UserError
 from stylegan3d.infer.api import Latent, load
 from stylegan3d.infer.latents import interpolation_weights, mix_ws, save_latent, slerp
@@ -254,8 +254,7 @@ def test_latents_resolve_mixed_specs(model, tmp_path):
 
 
 def test_conditional_model_labels(tmp_path):
-    from infer_helpers import dataset_dict, make_generator
-
+    from helpers.infer import dataset_dict, make_generator
     from stylegan3d.checkpoint import save_model
 
     G, cfg = make_generator(overrides=["width=8", "c_dim=3"])

@@ -6,23 +6,9 @@ import json
 
 import nibabel as nib
 import numpy as np
-import pytest
-from infer_helpers import DATASET_AFFINE
 
-from stylegan3d.cli.main import main
-
-
-def run_ok(argv: list[str]) -> None:
-    assert main(argv) == 0
-
-
-def run_err(argv: list[str], capsys) -> str:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    return err[0]
+from helpers.cli import run_err, run_ok
+from helpers.infer import DATASET_AFFINE
 
 
 def test_generate_writes_reproducible_world_frame_volumes(ckpt, model, tmp_path):
@@ -251,8 +237,7 @@ def test_cli_user_errors(ckpt, other_ckpt, tmp_path, capsys):
 
 
 def test_mix_and_interpolate_take_labels_of_a_conditional_model(tmp_path, capsys):
-    from infer_helpers import dataset_dict, make_generator
-
+    from helpers.infer import dataset_dict, make_generator
     from stylegan3d.checkpoint import save_model
     from stylegan3d.infer.api import load
 

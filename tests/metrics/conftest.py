@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synth_cohort import N_SUBJECTS, make_cohort, write_dataset
+
+from helpers.cohort import N_SUBJECTS, make_cohort, write_dataset
 
 
 @pytest.fixture(autouse=True)

@@ -7,8 +7,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from synth_cohort import target_affine
 
+from helpers.cohort import target_affine
 from stylegan3d.checkpoint import read_sidecar, save_model
 from stylegan3d.cli.main import main
 from stylegan3d.config import load_preset

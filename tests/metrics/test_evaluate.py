@@ -3,8 +3,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synth_cohort import add_noise, blur
 
+from helpers.cohort import add_noise, blur
 from stylegan3d.errors import UserError
 from stylegan3d.metrics import ALL_METRICS, DEFAULT_METRICS, EvalSettings, evaluate, parse_metrics, split_halves
 

@@ -4,8 +4,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from synth_cohort import target_affine, write_dataset
 
+from helpers.cohort import target_affine, write_dataset
 from stylegan3d.errors import UserError
 from stylegan3d.metrics.cache import cached, load_entry
 from stylegan3d.metrics.volumes import VolumeSet, as_volume_set, manifest_hash, open_dataset, open_nifti_dir

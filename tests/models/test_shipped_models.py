@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import stylegan3d.models as models
+from helpers.cli import run_err
 from stylegan3d.checkpoint import load_generator, save_model
 from stylegan3d.cli.main import main
 from stylegan3d.config import apply_overrides, load_preset
@@ -28,15 +29,6 @@ def shipped(tmp_path, monkeypatch) -> Path:
     (folder / "stray.safetensors").write_bytes(b"")  # no sidecar: not a model
     monkeypatch.setattr(models, "MODELS_DIR", folder)
     return folder
-
-
-def _err(argv: list[str], capsys) -> str:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), lines
-    return lines[0]
 
 
 def test_listing_and_resolution(shipped, tmp_path, monkeypatch):
@@ -91,7 +83,7 @@ def test_unknown_model_name_is_one_error_listing_the_shipped_names(shipped, comm
         import nibabel as nib
 
         nib.save(nib.Nifti1Image(np.ones((20, 24, 28), np.float32), np.eye(4)), tmp_path / "t.nii.gz")
-    line = _err(argv, capsys)
+    line = run_err(argv, capsys)
     assert "nope" in line and "tiny-8mm" in line
     assert not (tmp_path / "o").exists()
 

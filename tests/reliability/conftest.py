@@ -7,9 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-import rel_support as rs
 import torch
 
+import helpers.reliability as rs
+from helpers.data import write_tiny_dataset
+from helpers.train import MODEL_OVERRIDES
 from stylegan3d.checkpoint import save_model
 from stylegan3d.config import apply_overrides, load_preset
 from stylegan3d.nn import Generator
@@ -37,13 +39,13 @@ def clean_prepared(cohort10, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
-    return rs.write_tiny_dataset(tmp_path_factory.mktemp("tiny-data") / "ds")
+    return write_tiny_dataset(tmp_path_factory.mktemp("tiny-data") / "ds", n=4, vary_brightness=False)
 
 
 @pytest.fixture(scope="session")
 def model_file(tmp_path_factory) -> Path:
     """A generator-only model file of the demo preset (20x24x28) at width 4."""
-    cfg = apply_overrides(load_preset("demo"), rs.MODEL_OVERRIDES)
+    cfg = apply_overrides(load_preset("demo"), MODEL_OVERRIDES)
     torch.manual_seed(0)
     return save_model(tmp_path_factory.mktemp("model") / "model.safetensors", Generator(cfg.model), cfg.to_dict())
 

@@ -11,9 +11,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-import rel_support as rs
 import torch
 
+import helpers.reliability as rs
+from helpers.data import write_tiny_dataset
+from helpers.train import MODEL_OVERRIDES
 from stylegan3d import checkpoint as ckpt
 from stylegan3d.config import load_preset
 from stylegan3d.errors import CheckpointError, UserError
@@ -156,7 +158,7 @@ def test_load_module_refuses_integer_tensors_of_the_right_shape(demo_tensors):
     cfg = load_preset("demo")
     from stylegan3d.config import apply_overrides
 
-    g = Generator(apply_overrides(cfg, rs.MODEL_OVERRIDES).model)
+    g = Generator(apply_overrides(cfg, MODEL_OVERRIDES).model)
     key = "G_ema.synthesis.const"
     bad = dict(demo_tensors)
     bad[key] = demo_tensors[key].view(torch.int32)
@@ -169,7 +171,7 @@ def test_load_module_refuses_integer_tensors_of_the_right_shape(demo_tensors):
 
 def test_resume_4mm_trainer_from_demo_model(model_file, tmp_path):
     """A 4mm-f64 Trainer resumed from a demo-preset generator file: CheckpointError, no file written."""
-    data = rs.write_tiny_dataset(tmp_path / "ds4", n=2, shape=(40, 48, 56))
+    data = write_tiny_dataset(tmp_path / "ds4", n=2, shape=(40, 48, 56), vary_brightness=False)
     out = tmp_path / "run"
     with pytest.raises(CheckpointError, match="another network config"):
         Trainer(load_preset("4mm-f64"), data, out, resume=model_file, device="cpu", progress=False)
@@ -210,7 +212,7 @@ def test_sidecar_claiming_another_preset(model_file, tiny_data, tmp_path):
 
 def test_cli_train_resume_with_another_preset(model_file, tmp_path):
     """``train --preset 4mm-f64 --resume demo-model``: one error line, exit 2, no file written."""
-    data = rs.write_tiny_dataset(tmp_path / "ds4", n=2, shape=(40, 48, 56))
+    data = write_tiny_dataset(tmp_path / "ds4", n=2, shape=(40, 48, 56), vary_brightness=False)
     out = tmp_path / "run"
     code, _, err = rs.run_cli(["train", "--data", str(data), "--out", str(out), "--preset", "4mm-f64",
                             "--resume", str(model_file), "--device", "cpu"])  # fmt: skip

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rel_support as rs
 import torch
 
+import helpers.reliability as rs
+from helpers.train import set_args
 from stylegan3d import checkpoint as ckpt
 from stylegan3d import fileio
 from stylegan3d.errors import UserError
@@ -293,7 +294,7 @@ def test_cli_train_resume_read_only_run_dir(tiny_run, tiny_data, monkeypatch):
 def test_cli_train_out_under_a_file(tiny_data, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    sets = [a for o in rs.TINY_OVERRIDES for a in ("--set", o)]
+    sets = set_args(rs.TINY_OVERRIDES)
     args = ["train", "--data", str(tiny_data), "--out", str(blocker / "run"), *sets, "--kimg", "0.002"]
     code, _, err = rs.run_cli([*args, "--no-progress", "--device", "cpu"])
     rs.FAULTS["cli train: --out under a regular file (ENOTDIR)"] += 1

@@ -22,10 +22,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-import rel_support as rs
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+import helpers.reliability as rs
+from helpers.data import write_tiny_dataset
 from stylegan3d.data.io import load_volume
 from stylegan3d.errors import DataError, UserError
 
@@ -468,7 +469,7 @@ BAD_CSVS = {
 
 @pytest.fixture(scope="module")
 def labelled_data(tmp_path_factory) -> Path:
-    return rs.write_tiny_dataset(tmp_path_factory.mktemp("labels") / "ds", n=4)
+    return write_tiny_dataset(tmp_path_factory.mktemp("labels") / "ds", n=4, vary_brightness=False)
 
 
 def test_good_label_csv_loads(labelled_data, tmp_path):

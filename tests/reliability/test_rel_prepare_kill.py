@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rel_support as rs
 
+import helpers.reliability as rs
 from stylegan3d.fileio import sha256_file
 
 GATED_PREPARE = """

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rel_support as rs
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import helpers.reliability as rs
+from helpers.data import TINY_SHAPE
 from stylegan3d import checkpoint as ckpt
 from stylegan3d.errors import CheckpointError, UserError
 from stylegan3d.infer import api
@@ -257,7 +258,7 @@ def test_sidecar_fuzz_only_checkpoint_errors(scale, base_ckpt, tmp_path_factory)
         except UserError as e:
             assert "\n" not in str(e)
         else:  # accepted: the edit left a buildable model (e.g. kimg, metrics, a float setting)
-            assert g(torch.zeros(1, g.z_dim), noise_mode="const").shape == (1, 1, *rs.TINY_SHAPE)
+            assert g(torch.zeros(1, g.z_dim), noise_mode="const").shape == (1, 1, *TINY_SHAPE)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

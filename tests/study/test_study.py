@@ -3,7 +3,6 @@ smallest size (train + evaluate + bench, study.json/md/png), resumed and then sk
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import sys
@@ -13,6 +12,8 @@ import numpy as np
 import pytest
 import torch
 
+from helpers.data import write_tiny_dataset
+from helpers.train import TINY_OVERRIDES, set_args
 from stylegan3d.checkpoint import list_checkpoints
 from stylegan3d.cli.main import main
 from stylegan3d.config import apply_overrides, load_preset
@@ -22,14 +23,8 @@ from stylegan3d.nn import Discriminator, Generator
 from stylegan3d.study import StudySettings, grid_points, parse_grid, run_study, torchrun_command
 from stylegan3d.train.loop import train
 
-_spec = importlib.util.spec_from_file_location(
-    "train_helpers", Path(__file__).parent.parent / "train" / "train_helpers.py"
-)
-_helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_helpers)
-
 # the tiny network of the training tests, without its width (the swept key)
-OVERRIDES = [o for o in _helpers.TINY_OVERRIDES if not o.startswith("width=")]
+OVERRIDES = [o for o in TINY_OVERRIDES if not o.startswith("width=")]
 
 
 @pytest.fixture(autouse=True)
@@ -44,8 +39,7 @@ def _one_thread():
 def _args(ds: Path, out: Path, *extra: str) -> list[str]:
     args = ["study", "--data", str(ds), "--out", str(out), "--base", "demo", "--grid", "width=4,8"]
     args += ["--kimg", "0.008", "--metrics", "bmmd2", "--n", "4", "--bench-repeats", "1", "--boot", "50"]
-    for o in OVERRIDES:
-        args += ["--set", o]
+    args += set_args(OVERRIDES)
     return [*args, "--no-progress", *extra]
 
 
@@ -84,7 +78,7 @@ def test_torchrun_command() -> None:
 
 
 def test_study_rejects_bad_settings(tmp_path: Path) -> None:
-    ds = _helpers.write_dataset(tmp_path / "ds", n=8)
+    ds = write_tiny_dataset(tmp_path / "ds", n=8)
     grid = parse_grid(["width=4"])
     with pytest.raises(UserError, match="--nproc needs --launcher torchrun"):
         run_study(StudySettings(ds, "demo", grid, tmp_path / "s", overrides=OVERRIDES, nproc=2))
@@ -100,7 +94,7 @@ def test_study_rejects_bad_settings(tmp_path: Path) -> None:
 
 
 def test_two_point_study_resumes_then_skips(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    ds = _helpers.write_dataset(tmp_path / "ds", n=8)
+    ds = write_tiny_dataset(tmp_path / "ds", n=8)
     out = tmp_path / "study"
     # an interrupted point: width=4 was trained half-way (0.004 of 0.008 kimg) before the study started
     cfg4 = apply_overrides(load_preset("demo"), [*OVERRIDES, "width=4", "train.kimg=0.004"])
@@ -168,7 +162,7 @@ def test_two_point_study_resumes_then_skips(tmp_path: Path, capsys: pytest.Captu
 
 @pytest.mark.slow
 def test_study_with_torchrun_launcher(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    ds = _helpers.write_dataset(tmp_path / "ds", n=8)
+    ds = write_tiny_dataset(tmp_path / "ds", n=8)
     out = tmp_path / "study"
     main(_args(ds, out, "--launcher", "torchrun", "--nproc", "2", "--device", "cpu"))
     log = capsys.readouterr().out

@@ -10,9 +10,9 @@ import subprocess
 
 import numpy as np
 import pytest
-import tf_reference as ref
 import torch
 
+import helpers.tf_reference as ref
 from stylegan3d.checkpoint import load_generator, read_sidecar
 from stylegan3d.cli.main import main
 from stylegan3d.config import load_preset

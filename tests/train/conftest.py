@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from train_helpers import TINY_OVERRIDES, write_dataset
 
+from helpers.data import write_tiny_dataset
+from helpers.train import TINY_OVERRIDES
 from stylegan3d.config import apply_overrides, load_preset
 
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
-    return write_dataset(tmp_path_factory.mktemp("train-data") / "ds")
+    return write_tiny_dataset(tmp_path_factory.mktemp("train-data") / "ds")
 
 
 @pytest.fixture

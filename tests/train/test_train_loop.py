@@ -96,7 +96,7 @@ def test_nan_steps_are_skipped_then_training_stops(tiny_cfg, tiny_dataset, tmp_p
 
 def test_cli_kill_during_checkpoint_write_then_resume(tiny_dataset, tmp_path):
     """SIGKILL inside the 2nd checkpoint write; --resume continues and ends where a clean run ends."""
-    from train_helpers import TINY_ARGS
+    from helpers.train import TINY_ARGS
 
     env = dict(os.environ, STYLEGAN3D_FAULT_KILL_IN_SAVE="2")
     args = [*TINY_ARGS, "--data", str(tiny_dataset), "--kimg", "0.016", "--deterministic", "--no-progress"]
@@ -164,7 +164,7 @@ def test_cli_kill_at_random_moments(tiny_dataset, tmp_path):
     not from a clock); each --resume continues from the last checkpoint; the end equals a clean run bitwise."""
     import random
 
-    from train_helpers import TINY_ARGS
+    from helpers.train import TINY_ARGS
 
     snap, total = 4, 16  # one tick per step; a checkpoint every 4 steps; 16 steps of batch 4
     args = [*TINY_ARGS, "--data", str(tiny_dataset), "--kimg", str(total * STEPS_KIMG), "--deterministic",
@@ -250,7 +250,7 @@ def test_resume_with_other_network_is_refused(tiny_cfg, tiny_dataset, tmp_path):
 @pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="needs gloo")
 def test_ddp_two_processes_match_one(tiny_dataset, tmp_path):
     """torchrun with 2 gloo processes == one process with the same global batch (aug off)."""
-    from train_helpers import TINY_ARGS
+    from helpers.train import TINY_ARGS
 
     # minibatch-std groups must not straddle processes: group size <= per-process batch (2 here)
     args = [*TINY_ARGS, "--data", str(tiny_dataset), "--kimg", "0.012", "--aug", "none", "--no-progress",
@@ -274,12 +274,12 @@ def test_checkpoint_records_dataset_preparation_and_projection_uses_it(tiny_cfg,
 
     import nibabel as nib
     import numpy as np
-    from train_helpers import write_dataset
 
+    from helpers.data import write_tiny_dataset
     from stylegan3d.data.spatial import Geometry, prepare_array
     from stylegan3d.infer import api
 
-    data = write_dataset(tmp_path / "ds")
+    data = write_tiny_dataset(tmp_path / "ds")
     manifest = json.loads((data / "manifest.json").read_text())
     manifest["intensity"] = {"lower_pct": 2.0, "upper_pct": 98.0}
     manifest["settings"] = {"mask": {"threshold": 0.2, "pattern": None}}

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from matplotlib.image import imread
-from page_helpers import ODD_AFFINE, PLAIN_AFFINE, blob, embedded_images, page_data, voxel, world
 
+from helpers.page import ODD_AFFINE, PLAIN_AFFINE, blob, embedded_images, page_data, voxel, world
 from stylegan3d.cli.main import main
 from stylegan3d.fileio import atomic_path
 from stylegan3d.viewer import Page, Section, Volume, write_page

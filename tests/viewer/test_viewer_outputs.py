@@ -6,8 +6,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from page_helpers import PLAIN_AFFINE, embedded_images, page_data
 
+from helpers.page import PLAIN_AFFINE, embedded_images, page_data
 from stylegan3d.checkpoint import save_model
 from stylegan3d.cli.main import main
 from stylegan3d.config import apply_overrides, load_preset

@@ -12,8 +12,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from page_helpers import ODD_AFFINE, PLAIN_AFFINE, blob, embedded_images, page_data
 
+from helpers.cli import run_err
+from helpers.page import ODD_AFFINE, PLAIN_AFFINE, blob, embedded_images, page_data
 from stylegan3d.cli.main import main
 from stylegan3d.errors import UserError
 from stylegan3d.viewer import NIIVUE_VERSION, Page, Section, Volume, render_page, write_page
@@ -131,16 +132,6 @@ def test_view_command_writes_page_and_prints_its_path(tmp_path, capsys, monkeypa
     assert doc["title"] == "two files" and [v["name"] for v in doc["volumes"]] == ["a.nii.gz", "b.nii"]
 
 
-def _error(argv: list[str], capsys) -> str:
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    assert e.value.code == 2
-    out, err = capsys.readouterr()
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
-
-
 def test_view_bad_inputs_one_error_line_exit_2(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("hello\n")
     (tmp_path / "corrupt.nii.gz").write_bytes(b"\x00" * 100)
@@ -148,13 +139,13 @@ def test_view_bad_inputs_one_error_line_exit_2(tmp_path, capsys):
     np.save(tmp_path / "arr.npy", np.zeros(3))
     (tmp_path / "flat.nii.gz").parent.mkdir(exist_ok=True)
     nib.save(nib.Nifti1Image(np.zeros((4, 4), np.float32), np.eye(4)), str(tmp_path / "flat.nii.gz"))
-    assert "not found" in _error(["view", str(tmp_path / "missing.nii.gz")], capsys)
-    assert "not a NIfTI volume or output folder" in _error(["view", str(tmp_path / "notes.txt")], capsys)
-    assert "not a NIfTI volume or output folder" in _error(["view", str(tmp_path / "arr.npy")], capsys)
-    assert "not a NIfTI volume" in _error(["view", str(tmp_path / "corrupt.nii.gz")], capsys)
-    assert "not a 3D volume" in _error(["view", str(tmp_path / "flat.nii.gz")], capsys)
-    assert "no NIfTI volumes" in _error(["view", str(tmp_path / "empty")], capsys)
-    assert "is a folder" in _error(["view", str(tmp_path / "flat.nii.gz"), "--out", str(tmp_path)], capsys)
+    assert "not found" in run_err(["view", str(tmp_path / "missing.nii.gz")], capsys)
+    assert "not a NIfTI volume or output folder" in run_err(["view", str(tmp_path / "notes.txt")], capsys)
+    assert "not a NIfTI volume or output folder" in run_err(["view", str(tmp_path / "arr.npy")], capsys)
+    assert "not a NIfTI volume" in run_err(["view", str(tmp_path / "corrupt.nii.gz")], capsys)
+    assert "not a 3D volume" in run_err(["view", str(tmp_path / "flat.nii.gz")], capsys)
+    assert "no NIfTI volumes" in run_err(["view", str(tmp_path / "empty")], capsys)
+    assert "is a folder" in run_err(["view", str(tmp_path / "flat.nii.gz"), "--out", str(tmp_path)], capsys)
     assert not list(tmp_path.rglob("*.html"))  # nothing written on bad input
 
 
