@@ -43,6 +43,7 @@ test-slow: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check --no-cache src tests examples
+	$(BIN)/ruff format --check --no-cache src tests examples
 
 # docs/cli.md is the CLI's own --help text (tests/cli checks that it is current)
 docs: $(STAMP)

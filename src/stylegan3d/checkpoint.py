@@ -408,7 +408,7 @@ def _read_sidecar(path: Path) -> tuple[Sidecar, Config]:
     try:
         cfg = Config.from_dict(meta["config"]).validate()
         _check_types(cfg, "config")
-    except Exception as e:  # noqa: BLE001 - any malformed config (wrong types too) is a checkpoint error
+    except Exception as e:  # any malformed config (wrong types too) is a checkpoint error
         raise CheckpointError(f"checkpoint sidecar {side} has an invalid config ({type(e).__name__}: {e})") from None
     return Sidecar.from_dict(meta), cfg
 
@@ -471,7 +471,7 @@ def _check_header(path: Path, cfg: Config) -> None:
     try:  # on the meta device: shapes only, no memory; a config with values of the wrong type fails here
         with torch.device("meta"):
             g, d = Generator(cfg.model), Discriminator(cfg.model)
-    except Exception as e:  # noqa: BLE001 - whatever a malformed config trips is a checkpoint error
+    except Exception as e:  # whatever a malformed config trips is a checkpoint error
         raise CheckpointError(
             f"checkpoint {path}: the networks of its config cannot be built "
             f"({one_line(e, 200, with_type=True)})"

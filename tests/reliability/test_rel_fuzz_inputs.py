@@ -78,7 +78,7 @@ def check_load(path: Path, family: str) -> str:
         msg = str(e)
         assert msg and "\n" not in msg, repr(msg)
         return "DataError"
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         bug = rs.known_bug(e)
         if bug is None:
             raise AssertionError(f"{family}: {path.name} raised {type(e).__name__}: {e}") from e

@@ -161,35 +161,10 @@ def read_labels(
 ) -> tuple[torch.Tensor, list[str]]:
     """Labels ``[N, L]`` for ``names`` from a CSV (see :class:`VolumeDataset`) and the column names."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"labels file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # tolerate the BOM Excel writes
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read labels file {path}: {e}") from None
-    reader = csv.reader(text.splitlines())
-    try:
-        rows = list(reader)
-    except csv.Error as e:
-        raise UserError(f"{path.name} line {reader.line_num}: malformed CSV ({e})") from None
-    rows_numbered = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]
-    if not rows_numbered:
-        raise UserError(f"{path.name} is empty: need a header line and one row per volume")
-    _, header = rows_numbered[0]
-    header = [h.strip() for h in header]
-    if len(set(header)) != len(header) or "" in header:
-        raise UserError(f"{path.name} line 1: column names must be unique and non-empty, got {header}")
-    key = next((c for c in header if c.lower() in _KEY_COLUMNS), None)
-    if key is None:
-        raise UserError(f"{path.name} line 1: no key column (one of {', '.join(_KEY_COLUMNS)}) to match file names")
-    columns = [c for c in header if c != key] if columns is None else list(columns)
-    unknown = [c for c in columns if c not in header or c == key]
-    if unknown:
-        raise UserError(f"{path.name}: label column(s) {unknown} not in the header {header}")
-    if not columns:
-        raise UserError(f"{path.name}: no label columns besides the key column {key!r}")
+    rows = _csv_rows(path)
+    header, key, columns = _label_header(path.name, rows[0][1], columns)
     table: dict[str, tuple[int, dict[str, str]]] = {}
-    for line, row in rows_numbered[1:]:
+    for line, row in rows[1:]:
         if len(row) != len(header):
             raise UserError(f"{path.name} line {line}: expected {len(header)} fields, got {len(row)}")
         rec = {h: v.strip() for h, v in zip(header, row, strict=True)}
@@ -206,22 +181,67 @@ def read_labels(
     out_cols: list[np.ndarray] = []
     out_names: list[str] = []
     for c in columns:
-        values = [(line, rec[c]) for line, rec in found]
-        for line, v in values:
-            if v == "":
-                raise UserError(f"{path.name} line {line}, column {c!r}: empty value")
-        nums = [_number(v) for _, v in values]
-        if all(x is not None for x in nums):
-            out_cols.append(np.asarray(nums, dtype=np.float32)[:, None])
-            out_names.append(c)
-        elif any(x is not None for x in nums) and sum(x is None for x in nums) <= max(1, len(nums) // 10):
-            line, v = next((ln, v) for (ln, v), x in zip(values, nums, strict=True) if x is None)
-            raise UserError(f"{path.name} line {line}, column {c!r}: {v!r} is not a number")
-        else:
-            cats = sorted({v for _, v in values})
-            out_cols.append(np.asarray([[v == cat for cat in cats] for _, v in values], dtype=np.float32))
-            out_names.extend(f"{c}={cat}" for cat in cats)
+        values, col_names = _label_column(path.name, c, [(line, rec[c]) for line, rec in found])
+        out_cols.append(values)
+        out_names.extend(col_names)
     return torch.from_numpy(np.concatenate(out_cols, axis=1)), out_names
+
+
+def _csv_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """The non-blank rows of a labels CSV with their line numbers (the header first)."""
+    if not path.is_file():
+        raise UserError(f"labels file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # tolerate the BOM Excel writes
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read labels file {path}: {e}") from None
+    reader = csv.reader(text.splitlines())
+    try:
+        rows = list(reader)
+    except csv.Error as e:
+        raise UserError(f"{path.name} line {reader.line_num}: malformed CSV ({e})") from None
+    rows_numbered = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]
+    if not rows_numbered:
+        raise UserError(f"{path.name} is empty: need a header line and one row per volume")
+    return rows_numbered
+
+
+def _label_header(
+    file: str, header: list[str], columns: list[str] | None
+) -> tuple[list[str], str, list[str]]:
+    """The checked header of a labels CSV, its key column and the label columns to read (all but the key
+    when ``columns`` is None)."""
+    header = [h.strip() for h in header]
+    if len(set(header)) != len(header) or "" in header:
+        raise UserError(f"{file} line 1: column names must be unique and non-empty, got {header}")
+    key = next((c for c in header if c.lower() in _KEY_COLUMNS), None)
+    if key is None:
+        raise UserError(f"{file} line 1: no key column (one of {', '.join(_KEY_COLUMNS)}) to match file names")
+    columns = [c for c in header if c != key] if columns is None else list(columns)
+    unknown = [c for c in columns if c not in header or c == key]
+    if unknown:
+        raise UserError(f"{file}: label column(s) {unknown} not in the header {header}")
+    if not columns:
+        raise UserError(f"{file}: no label columns besides the key column {key!r}")
+    return header, key, columns
+
+
+def _label_column(file: str, column: str, values: list[tuple[int, str]]) -> tuple[np.ndarray, list[str]]:
+    """One label column (``(line, value)`` per volume) as ``[N, 1]`` numbers, or one-hot ``[N, K]`` over its
+    sorted values when it is text, with the output column names. A column of numbers with a few
+    non-numbers is an error naming the first."""
+    for line, v in values:
+        if v == "":
+            raise UserError(f"{file} line {line}, column {column!r}: empty value")
+    nums = [_number(v) for _, v in values]
+    if all(x is not None for x in nums):
+        return np.asarray(nums, dtype=np.float32)[:, None], [column]
+    if any(x is not None for x in nums) and sum(x is None for x in nums) <= max(1, len(nums) // 10):
+        line, v = next((ln, v) for (ln, v), x in zip(values, nums, strict=True) if x is None)
+        raise UserError(f"{file} line {line}, column {column!r}: {v!r} is not a number")
+    cats = sorted({v for _, v in values})
+    onehot = np.asarray([[v == cat for cat in cats] for _, v in values], dtype=np.float32)
+    return onehot, [f"{column}={cat}" for cat in cats]
 
 
 def _number(v: str) -> float | None:

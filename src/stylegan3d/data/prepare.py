@@ -358,35 +358,8 @@ def prepare_dataset(
     """
     t0 = time.perf_counter()
     out = Path(out)
-    if dtype not in DTYPES:
-        raise UserError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    if mask_threshold is not None and not 0.0 <= mask_threshold <= 1.0:
-        raise UserError(f"mask threshold must be in [0, 1], got {mask_threshold}")
-    if not 0.0 <= lower_pct < upper_pct <= 100.0:
-        raise UserError(f"need 0 <= lower percentile < upper percentile <= 100, got {lower_pct}, {upper_pct}")
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a folder")
-    if mask_pattern is not None:
-        try:
-            mask_pattern.format(stem="x", name="x")
-        except (KeyError, IndexError, ValueError):
-            raise UserError(
-                f"invalid mask pattern {mask_pattern!r}: use {{stem}} or {{name}}, e.g. {{stem}}_mask.nii.gz"
-            ) from None
-    pre = None
-    if preprocess is not None:
-        from stylegan3d.data.preprocess.pipeline import DEFAULT_FLAG_DICE, parse_skip
-
-        if preprocess != "t1":
-            raise UserError(f"unknown preprocessing {preprocess!r}: the pipeline is 't1'")
-        if mask_threshold is not None or mask_pattern is not None:
-            raise UserError("--preprocess t1 makes its own brain masks: drop --mask-threshold/--mask-pattern")
-        if geom.frame != "mni":
-            raise UserError("--preprocess t1 registers scans to MNI152: use --frame mni (or leave --frame out)")
-        flag_dice = DEFAULT_FLAG_DICE if flag_dice is None else float(flag_dice)
-        if not 0.0 <= flag_dice <= 1.0:
-            raise UserError(f"flag threshold must be a Dice in [0, 1], got {flag_dice}")
-        pre = {"pipeline": "t1", "skip": list(parse_skip(skip))}
+    _check_options(out, dtype, lower_pct, upper_pct, mask_threshold, mask_pattern)
+    pre, flag_dice = _preprocess_options(preprocess, skip, flag_dice, geom, mask_threshold, mask_pattern)
     settings = _settings(geom, lower_pct, upper_pct, mask_threshold, mask_pattern, volume_index, dtype, pre)
     key = _settings_key(settings)
     existing = _load_existing(out)
@@ -395,12 +368,7 @@ def prepare_dataset(
     records: list[dict[str, Any]] = [dict(r) for r in existing["volumes"]] if existing else []
     old_array = _existing_array(out, existing)
 
-    paths, errors, ignored = expand_sources(sources)
-    if mask_pattern:
-        masks = {_mask_path(p, mask_pattern).absolute() for p in paths}
-        paths = [p for p in paths if p not in masks]
-    out_resolved = out.absolute()
-    paths = [p for p in paths if out_resolved not in p.parents]
+    paths, errors, ignored = _scan_paths(sources, out, mask_pattern)
     report = PrepareReport(out=out, errors=list(errors), ignored=ignored)
     parts = ensure_dir(out / ".parts")
 
@@ -430,20 +398,82 @@ def prepare_dataset(
     report.errors.sort(key=lambda e: e["source"])
     atomic_write_json(out / "errors.json", report.errors)
     if records and preview > 0 and (changed or not (out / "preview.png").exists()):
-        from stylegan3d.viz import save_contact_sheet
-
-        arr = np.load(out / "volumes.npy", mmap_mode="r")
-        save_contact_sheet(
-            out / "preview.png",
-            [np.asarray(arr[i, 0], np.float32) for i in range(min(preview, len(arr)))],
-            spacing=geom.spacing,
-        )
+        _preview(out, preview, geom.spacing)
     if pre is not None and (changed or report.flagged or not (out / "qc.png").exists()):
         _qc_sheet(out, records, report.flagged)
     _remove_parts(parts, keep=not records)
     report.total = len(records)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _check_options(
+    out: Path, dtype: str, lower_pct: float, upper_pct: float, mask_threshold: float | None, mask_pattern: str | None
+) -> None:
+    """Refuse options of :func:`prepare_dataset` that cannot work, before anything is read."""
+    if dtype not in DTYPES:
+        raise UserError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if mask_threshold is not None and not 0.0 <= mask_threshold <= 1.0:
+        raise UserError(f"mask threshold must be in [0, 1], got {mask_threshold}")
+    if not 0.0 <= lower_pct < upper_pct <= 100.0:
+        raise UserError(f"need 0 <= lower percentile < upper percentile <= 100, got {lower_pct}, {upper_pct}")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder")
+    if mask_pattern is not None:
+        try:
+            mask_pattern.format(stem="x", name="x")
+        except (KeyError, IndexError, ValueError):
+            raise UserError(
+                f"invalid mask pattern {mask_pattern!r}: use {{stem}} or {{name}}, e.g. {{stem}}_mask.nii.gz"
+            ) from None
+
+
+def _preprocess_options(
+    preprocess: str | None,
+    skip: Sequence[str] | str | None,
+    flag_dice: float | None,
+    geom: Geometry,
+    mask_threshold: float | None,
+    mask_pattern: str | None,
+) -> tuple[dict[str, Any] | None, float | None]:
+    """The ``preprocess`` entry of the settings (None without preprocessing) and the Dice below which a
+    scan is flagged (its default filled in)."""
+    if preprocess is None:
+        return None, flag_dice
+    from stylegan3d.data.preprocess.pipeline import DEFAULT_FLAG_DICE, parse_skip
+
+    if preprocess != "t1":
+        raise UserError(f"unknown preprocessing {preprocess!r}: the pipeline is 't1'")
+    if mask_threshold is not None or mask_pattern is not None:
+        raise UserError("--preprocess t1 makes its own brain masks: drop --mask-threshold/--mask-pattern")
+    if geom.frame != "mni":
+        raise UserError("--preprocess t1 registers scans to MNI152: use --frame mni (or leave --frame out)")
+    flag_dice = DEFAULT_FLAG_DICE if flag_dice is None else float(flag_dice)
+    if not 0.0 <= flag_dice <= 1.0:
+        raise UserError(f"flag threshold must be a Dice in [0, 1], got {flag_dice}")
+    return {"pipeline": "t1", "skip": list(parse_skip(skip))}, flag_dice
+
+
+def _scan_paths(
+    sources: Iterable[str | os.PathLike], out: Path, mask_pattern: str | None
+) -> tuple[list[Path], list[dict[str, str]], int]:
+    """:func:`expand_sources` without the masks that ``mask_pattern`` names and without files inside ``out``."""
+    paths, errors, ignored = expand_sources(sources)
+    if mask_pattern:
+        masks = {_mask_path(p, mask_pattern).absolute() for p in paths}
+        paths = [p for p in paths if p not in masks]
+    out_resolved = out.absolute()
+    return [p for p in paths if out_resolved not in p.parents], errors, ignored
+
+
+def _preview(out: Path, count: int, spacing: Sequence[float]) -> None:
+    """``OUT/preview.png``: the first ``count`` volumes of ``volumes.npy``."""
+    from stylegan3d.viz import save_contact_sheet
+
+    arr = np.load(out / "volumes.npy", mmap_mode="r")
+    save_contact_sheet(
+        out / "preview.png", [np.asarray(arr[i, 0], np.float32) for i in range(min(count, len(arr)))], spacing=spacing
+    )
 
 
 def _flag(res: dict[str, Any], threshold: float, keep: bool, report: PrepareReport) -> None:

@@ -167,7 +167,7 @@ def open_nifti_dir(path: str | os.PathLike) -> VolumeSet:
         try:
             img = nib.as_closest_canonical(nib.load(str(f)))
             a = np.asarray(img.dataobj, dtype=np.float32)
-        except Exception as e:  # noqa: BLE001 - nibabel raises many types for broken files
+        except Exception as e:  # nibabel raises many types for broken files
             raise UserError(f"cannot read {f} as NIfTI: {e}") from None
         if a.ndim == 4 and a.shape[3] == 1:
             a = a[..., 0]
