@@ -11,8 +11,17 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["resolution=[10,12,14]", "spacing_mm=16", "width=4", "z_dim=4", "g.mapping_layers=1",
-        "train.batch=4", "train.tick_kimg=0.004", "train.precision=fp32", "train.kimg=0.012"]
+TINY = [
+    "resolution=[10,12,14]",
+    "spacing_mm=16",
+    "width=4",
+    "z_dim=4",
+    "g.mapping_layers=1",
+    "train.batch=4",
+    "train.tick_kimg=0.004",
+    "train.precision=fp32",
+    "train.kimg=0.012",
+]
 """Training ends at 3 steps (train.kimg), never on the demo's clock: the budget below is far out of reach."""
 
 
@@ -21,8 +30,17 @@ def demo_out(tmp_path_factory) -> Path:
     from stylegan3d.demo import DemoConfig, run_demo
 
     out = tmp_path_factory.mktemp("demo")
-    cfg = DemoConfig(minutes=24 * 60, subjects=5, synth_spacing=8.0, overrides=TINY, samples=4, project_steps=5,
-                     metrics="bmmd2,ms_ssim", metrics_n=3, preprocess_real=False)  # the pipeline has its own tests
+    cfg = DemoConfig(
+        minutes=24 * 60,
+        subjects=5,
+        synth_spacing=8.0,
+        overrides=TINY,
+        samples=4,
+        project_steps=5,
+        metrics="bmmd2,ms_ssim",
+        metrics_n=3,
+        preprocess_real=False,
+    )  # the pipeline has its own tests
     run_demo(out, cfg)
     return out
 

@@ -473,8 +473,7 @@ def _check_header(path: Path, cfg: Config) -> None:
             g, d = Generator(cfg.model), Discriminator(cfg.model)
     except Exception as e:  # whatever a malformed config trips is a checkpoint error
         raise CheckpointError(
-            f"checkpoint {path}: the networks of its config cannot be built "
-            f"({one_line(e, 200, with_type=True)})"
+            f"checkpoint {path}: the networks of its config cannot be built ({one_line(e, 200, with_type=True)})"
         ) from None
     nets = {"G_ema": g, "G": g, "D": d}
     for prefix, net in nets.items():

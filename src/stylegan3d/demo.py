@@ -149,8 +149,9 @@ def run_demo(out: Path, cfg: DemoConfig | None = None) -> Path:
     own_png = None
     if shipped is not None:  # the brief run still shows that training works: its own samples
         own = trained.generate(list(range(cfg.samples)))
-        own_png = save_contact_sheet(out / "samples-trained-here.png", list(own[:, 0]), ncols=4,
-                                     spacing=trained.geometry.spacing)
+        own_png = save_contact_sheet(
+            out / "samples-trained-here.png", list(own[:, 0]), ncols=4, spacing=trained.geometry.spacing
+        )
 
     _stage(f"4/7 generate {cfg.samples} samples")
     t = time.time()

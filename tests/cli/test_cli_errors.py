@@ -83,9 +83,20 @@ def test_every_user_error_is_one_line(files, capsys):
 
 def test_console_script_reports_error_without_traceback(files):
     proc = subprocess.run(
-        [sys.executable, "-m", "stylegan3d", "generate", "--ckpt", str(files["dir"] / "x"), "--seeds", "0",
-         "--out", str(files["dir"] / "o")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "stylegan3d",
+            "generate",
+            "--ckpt",
+            str(files["dir"] / "x"),
+            "--seeds",
+            "0",
+            "--out",
+            str(files["dir"] / "o"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: checkpoint not found") and proc.stderr.count("\n") == 1

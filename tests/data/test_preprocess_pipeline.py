@@ -117,8 +117,12 @@ def test_prepare_dataset_preprocess_reports_steps_and_keeps_the_dataset(tmp_path
     report = prepare_dataset([src], out, GRID_2MM, **kw)
     assert report.total == 1 and len(report.unchanged) == 1
     steps = {Path(e["source"]).name: e["step"] for e in report.errors}
-    assert steps == {"series4d.nii.gz": "load", "slice2d.nii.gz": "load", "empty.nii.gz": "check",
-                     "noise.nii.gz": "check"}
+    assert steps == {
+        "series4d.nii.gz": "load",
+        "slice2d.nii.gz": "load",
+        "empty.nii.gz": "check",
+        "noise.nii.gz": "check",
+    }
     errors = json.loads((out / "errors.json").read_text())
     assert all(e["error"].startswith(e["step"] + ": ") for e in errors)
     assert (out / "volumes.npy").read_bytes() == before  # nothing lost

@@ -13,9 +13,7 @@ import numpy as np
 
 DEMO_SHAPE = [20, 24, 28]
 """Voxel grid of the demo preset."""
-DEMO_AFFINE = np.array(
-    [[8.0, 0.0, 0.0, -80.0], [0.0, 8.0, 0.0, -114.0], [0.0, 0.0, 8.0, -106.0], [0.0, 0.0, 0.0, 1.0]]
-)
+DEMO_AFFINE = np.array([[8.0, 0.0, 0.0, -80.0], [0.0, 8.0, 0.0, -114.0], [0.0, 0.0, 8.0, -106.0], [0.0, 0.0, 0.0, 1.0]])
 """World frame of the demo preset's grid (8 mm voxels)."""
 COHORT_SEED = 3
 """Seed of the data tests' synthetic cohort."""

@@ -120,9 +120,7 @@ def test_preset_shapes_and_num_ws(name):
         assert cfg.model.num_ws == expected_ws
 
 
-@pytest.mark.parametrize(
-    ("name", "g_ref", "d_ref"), [("2mm-f96", 2.43e6, 4.22e6), ("2mm-f128", 4.31e6, 7.49e6)]
-)
+@pytest.mark.parametrize(("name", "g_ref", "d_ref"), [("2mm-f96", 2.43e6, 4.22e6), ("2mm-f128", 4.31e6, 7.49e6)])
 def test_parameter_counts_match_reference(name, g_ref, d_ref):
     cfg = load_preset(name)
     with torch.device("meta"):

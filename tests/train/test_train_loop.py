@@ -167,8 +167,19 @@ def test_cli_kill_at_random_moments(tiny_dataset, tmp_path):
     from helpers.train import TINY_ARGS
 
     snap, total = 4, 16  # one tick per step; a checkpoint every 4 steps; 16 steps of batch 4
-    args = [*TINY_ARGS, "--data", str(tiny_dataset), "--kimg", str(total * STEPS_KIMG), "--deterministic",
-            "--no-progress", "--set", f"train.tick_kimg={STEPS_KIMG}", "--set", f"train.snap_ticks={snap}"]
+    args = [
+        *TINY_ARGS,
+        "--data",
+        str(tiny_dataset),
+        "--kimg",
+        str(total * STEPS_KIMG),
+        "--deterministic",
+        "--no-progress",
+        "--set",
+        f"train.tick_kimg={STEPS_KIMG}",
+        "--set",
+        f"train.snap_ticks={snap}",
+    ]
     run, rng = tmp_path / "run", random.Random(17)
     resumed_from, kills = 0, []
     for _ in range(3):
@@ -198,8 +209,9 @@ def test_cli_kill_at_random_moments(tiny_dataset, tmp_path):
         _assert_same(a, b, prefix)
 
 
-@pytest.mark.parametrize(("avx512_bf16", "amx", "expected"), [(True, False, "bf16"), (False, True, "bf16"),
-                                                           (False, False, "fp32")])
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "expected"), [(True, False, "bf16"), (False, True, "bf16"), (False, False, "fp32")]
+)
 def test_auto_precision_follows_the_cpu_and_explicit_precision_wins(monkeypatch, avx512_bf16, amx, expected):
     """``auto`` picks bf16 on AVX512-BF16 or AMX CPUs and fp32 elsewhere; a test (or user) that needs one
     precision sets it, and gets it on any CPU."""
@@ -216,8 +228,9 @@ def test_auto_precision_follows_the_cpu_and_explicit_precision_wins(monkeypatch,
 def test_training_step_in_either_precision_on_any_cpu(tiny_cfg, tiny_dataset, tmp_path, precision):
     import math
 
-    trainer = Trainer(apply_overrides(tiny_cfg, [f"train.precision={precision}"]), tiny_dataset, tmp_path,
-                      progress=False)
+    trainer = Trainer(
+        apply_overrides(tiny_cfg, [f"train.precision={precision}"]), tiny_dataset, tmp_path, progress=False
+    )
     assert trainer.precision == precision
     before = {k: v.clone() for k, v in trainer.G.state_dict().items()}
     stats = trainer.train_step()
@@ -253,12 +266,33 @@ def test_ddp_two_processes_match_one(tiny_dataset, tmp_path):
     from helpers.train import TINY_ARGS
 
     # minibatch-std groups must not straddle processes: group size <= per-process batch (2 here)
-    args = [*TINY_ARGS, "--data", str(tiny_dataset), "--kimg", "0.012", "--aug", "none", "--no-progress",
-            "--set", "d.mbstd_group=2"]
+    args = [
+        *TINY_ARGS,
+        "--data",
+        str(tiny_dataset),
+        "--kimg",
+        "0.012",
+        "--aug",
+        "none",
+        "--no-progress",
+        "--set",
+        "d.mbstd_group=2",
+    ]
     one = subprocess.run(_cli(*args, "--out", str(tmp_path / "one")), capture_output=True, text=True)
     assert one.returncode == 0, one.stderr
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "stylegan3d", "train", *args, "--out", str(tmp_path / "two")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "stylegan3d",
+        "train",
+        *args,
+        "--out",
+        str(tmp_path / "two"),
+    ]
     two = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert two.returncode == 0, two.stderr[-3000:]
     a, b = _final(tmp_path / "one"), _final(tmp_path / "two")

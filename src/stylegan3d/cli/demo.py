@@ -28,8 +28,14 @@ def demo(
     from stylegan3d.demo import DemoConfig, run_demo
 
     cfg = DemoConfig(
-        minutes=minutes, subjects=subjects, project_steps=project_steps, samples=samples, metrics=metrics,
-        metrics_n=metrics_n, preset=preset, overrides=list(set_ or []),
+        minutes=minutes,
+        subjects=subjects,
+        project_steps=project_steps,
+        samples=samples,
+        metrics=metrics,
+        metrics_n=metrics_n,
+        preset=preset,
+        overrides=list(set_ or []),
     )
     report = run_demo(out, cfg)
     typer.echo(f"report: {report}")

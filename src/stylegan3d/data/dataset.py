@@ -206,9 +206,7 @@ def _csv_rows(path: Path) -> list[tuple[int, list[str]]]:
     return rows_numbered
 
 
-def _label_header(
-    file: str, header: list[str], columns: list[str] | None
-) -> tuple[list[str], str, list[str]]:
+def _label_header(file: str, header: list[str], columns: list[str] | None) -> tuple[list[str], str, list[str]]:
     """The checked header of a labels CSV, its key column and the label columns to read (all but the key
     when ``columns`` is None)."""
     header = [h.strip() for h in header]

@@ -233,7 +233,6 @@ class Model:
         """
         return prepare_target(self.geometry, self.channels, target, mask)
 
-
     def project(
         self,
         target: np.ndarray | str | os.PathLike,

@@ -93,8 +93,7 @@ def load_latent(
     want = (num_ws, w_dim)
     if tuple(ws.shape) != want:
         raise UserError(
-            f"latent {path.name} has ws {list(ws.shape)} but this model needs {list(want)}: "
-            "it belongs to another model"
+            f"latent {path.name} has ws {list(ws.shape)} but this model needs {list(want)}: it belongs to another model"
         )
     noise = None
     keys = sorted((k for k in data if k.startswith("noise_")), key=lambda k: int(k.split("_")[1]))

@@ -393,8 +393,11 @@ class ProjectionResult:
             from stylegan3d.data.preprocess.register import to_native
 
             return to_native(
-                self.reconstruction[0], self.affine, np.asarray(self.source["mni_to_native"]),
-                np.asarray(self.source["orig_affine"]), self.source["orig_shape"],
+                self.reconstruction[0],
+                self.affine,
+                np.asarray(self.source["mni_to_native"]),
+                np.asarray(self.source["orig_affine"]),
+                self.source["orig_shape"],
             )
         return resample_to(
             self.reconstruction[0], self.affine, np.asarray(self.source["orig_affine"]), self.source["orig_shape"]

@@ -71,9 +71,7 @@ def prepare_target(
         else:
             m = real_array(mask, "mask") > 0.5
             if m.shape != geometry.shape:
-                raise UserError(
-                    f"mask shape {list(m.shape)} does not match the model grid {list(geometry.shape)}"
-                )
+                raise UserError(f"mask shape {list(m.shape)} does not match the model grid {list(geometry.shape)}")
     return np.clip(arr, 0.0, 1.0), m, geometry.affine.copy(), None
 
 
@@ -166,9 +164,7 @@ def _prepare_scan(
         else:
             mask_native = real_array(mask, "mask")
             if mask_native.shape != data.shape:
-                raise UserError(
-                    f"mask shape {list(mask_native.shape)} differs from the target's {list(data.shape)}"
-                )
+                raise UserError(f"mask shape {list(mask_native.shape)} differs from the target's {list(data.shape)}")
         if not mask_native.any():
             raise UserError("the mask is empty")
     g = geometry

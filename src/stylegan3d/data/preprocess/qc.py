@@ -33,7 +33,7 @@ def qc_image(volume: np.ndarray, template_mask: np.ndarray, spacing: Sequence[fl
     tm = np.asarray(template_mask, dtype=np.float32)
     centre = tuple(int(round(c)) for c in ndimage.center_of_mass(tm > 0.5)) if tm.any() else None
     nz = vol[vol > 0]
-    lo, hi = (np.percentile(nz, [1.0, 99.5]) if nz.size else (0.0, 1.0))
+    lo, hi = np.percentile(nz, [1.0, 99.5]) if nz.size else (0.0, 1.0)
     grey = np.clip((vol - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
     planes = triplanar(grey, index=centre, spacing=spacing)
     outlines = triplanar(tm, index=centre, spacing=spacing)
@@ -70,7 +70,10 @@ def save_qc(
 
 
 def save_qc_sheet(
-    path: str | os.PathLike, pictures: Sequence[str | os.PathLike], titles: Sequence[str], ncols: int = 3,
+    path: str | os.PathLike,
+    pictures: Sequence[str | os.PathLike],
+    titles: Sequence[str],
+    ncols: int = 3,
     limit: int = 60,
 ) -> Path:
     """Contact sheet of QC PNGs (one panel per scan, titled) as one PNG; at most ``limit`` panels."""

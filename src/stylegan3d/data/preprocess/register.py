@@ -183,7 +183,10 @@ def _stage(fixed: Any, moving: Any, fixed_mask: Any, initial: Any, iterations: i
     reg.SetMetricFixedMask(fixed_mask)
     reg.SetInterpolator(s.sitkLinear)
     reg.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=2.0, minStep=1e-3, numberOfIterations=iterations, relaxationFactor=0.6,
+        learningRate=2.0,
+        minStep=1e-3,
+        numberOfIterations=iterations,
+        relaxationFactor=0.6,
         gradientMagnitudeTolerance=1e-6,
     )
     reg.SetOptimizerScalesFromPhysicalShift()
