@@ -10,7 +10,7 @@ are assembled atomically and ``.parts/`` is removed (a killed or failed run keep
 next run resumes from it). Re-running skips unchanged files (by SHA-256) and appends new ones.
 Bad files never stop the job: each gives one line in the report and in ``errors.json``.
 
-The module runs to about 600 lines because it is one resumable state machine (settings key,
+The module runs a little over 600 lines because it is one resumable state machine (settings key,
 parts, workers, merge, assembly) whose steps share the on-disk layout they maintain.
 """
 
