@@ -19,8 +19,7 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/stylegan3d demo --out demo-out
 
-test: $(STAMP) browser
-	$(BIN)/ruff check --no-cache src tests examples
+test: lint browser
 	$(BIN)/python -m pytest -q
 
 # Headless browser for the viewer tests (tests/viewer): Debian's chromium, installed with apt-get when it is
