@@ -20,3 +20,6 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+# session fixtures used by several folders (model files, the prepared cohort)
+pytest_plugins = ["helpers.fixtures"]

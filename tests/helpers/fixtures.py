@@ -1,17 +1,20 @@
-"""Fixtures for inference tests: small randomly-initialised demo generators saved as model files.
+"""Session fixtures shared by several test folders (registered in tests/conftest.py).
 
-The demo preset (20x24x28 voxels of 8 mm) with ``width=8`` keeps every forward pass in the
-millisecond range. An untrained generator has zero noise strengths and a zero ``w_avg``; the
-fixture sets both as training would (noise strength 0.1, ``w_avg`` = mean of mapped z) so that
-noise modes and truncation have a visible effect.
+Model files: small randomly-initialised demo generators (the demo preset, 20x24x28 voxels of 8 mm,
+with ``width=8`` keeps every forward pass in the millisecond range). An untrained generator has zero
+noise strengths and a zero ``w_avg``; ``make_generator`` sets both as training would (noise strength
+0.1, ``w_avg`` = mean of mapped z) so that noise modes and truncation have a visible effect.
+Datasets: the synthetic cohort of ``helpers.cohort`` as a prepared dataset.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from helpers.cohort import N_SUBJECTS, make_cohort, write_dataset
 from helpers.infer import dataset_dict, make_generator
 from stylegan3d.checkpoint import save_model
 
@@ -55,3 +58,15 @@ def model(ckpt):
     from stylegan3d.infer.api import load
 
     return load(ckpt)
+
+
+@pytest.fixture(scope="session")
+def cohort() -> np.ndarray:
+    """16 synthetic subjects ``[16, 1, 20, 24, 28]`` (float16 values, as stored in a dataset)."""
+    return make_cohort(N_SUBJECTS, seed=0).astype(np.float16).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def dataset_dir(tmp_path_factory: pytest.TempPathFactory, cohort: np.ndarray) -> Path:
+    """The cohort as a prepared dataset directory (shared, so its feature cache is reused)."""
+    return write_dataset(tmp_path_factory.mktemp("data") / "cohort", cohort)
