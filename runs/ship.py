@@ -19,18 +19,19 @@ DESCRIPTION = {
 
 
 def ship(name: str) -> Path:
+    from stylegan3d.checkpoint import load_generator, save_model
     from stylegan3d.models import MODELS_DIR
-    from stylegan3d.train.checkpoint import load_generator, save_model
 
-    G, meta = load_generator(HERE / name)
+    G, found = load_generator(HERE / name)
+    meta = found.meta
     extra = {
-        "kimg": meta["kimg"],
-        "step": meta["step"],
-        "dataset": meta["dataset"],
+        "kimg": meta.kimg,
+        "step": meta.step,
+        "dataset": meta.dataset,
         "description": DESCRIPTION[name],
-        "trained_from": {"checkpoint_sha256": meta["sha256"], "run": f"runs/{name}", "metrics": meta.get("metrics")},
+        "trained_from": {"checkpoint_sha256": found.sha256, "run": f"runs/{name}", "metrics": meta.metrics},
     }
-    return save_model(MODELS_DIR / f"{name}.safetensors", G, meta["config"], extra)
+    return save_model(MODELS_DIR / f"{name}.safetensors", G, meta.config, extra)
 
 
 def pictures(name: str) -> None:
