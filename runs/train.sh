@@ -27,7 +27,19 @@ if [[ "${2:-}" == "--save" ]]; then
   rm -f "$dest"/ckpt-*
   mv "$dest/.tmp.json" "$dest/$(basename "${latest%.safetensors}").json"
   mv "$dest/.tmp.safetensors" "$dest/$(basename "$latest")"
-  mkdir -p "eval/$NAME"; cp "$RUN/stats.jsonl" "eval/$NAME/stats.jsonl"  # the learning curves need it
+  # the learning curves need the whole history: a run resumed on a fresh machine logs only from its
+  # resume step, so keep the committed rows before that step and append the run's
+  mkdir -p "eval/$NAME"; touch "eval/$NAME/stats.jsonl"
+  $BIN/python - "eval/$NAME/stats.jsonl" "$RUN/stats.jsonl" <<'PY'
+import json, os, sys
+old, new = (open(p).read().splitlines() for p in sys.argv[1:])
+first = min((json.loads(r)["step"] for r in new if r.strip()), default=None)
+keep = [r for r in old if r.strip() and first is not None and json.loads(r)["step"] < first]
+tmp = sys.argv[1] + ".tmp"
+with open(tmp, "w") as f:
+    f.writelines(r + "\n" for r in keep + [r for r in new if r.strip()])
+os.replace(tmp, sys.argv[1])
+PY
   echo "saved $dest/$(basename "$latest")"
   exit 0
 fi
