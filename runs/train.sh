@@ -33,8 +33,8 @@ if [[ "${2:-}" == "--save" ]]; then
   $BIN/python - "eval/$NAME/stats.jsonl" "$RUN/stats.jsonl" <<'PY'
 import json, os, sys
 old, new = (open(p).read().splitlines() for p in sys.argv[1:])
-first = min((json.loads(r)["step"] for r in new if r.strip()), default=None)
-keep = [r for r in old if r.strip() and first is not None and json.loads(r)["step"] < first]
+first = min((json.loads(r)["step"] for r in new if r.strip()), default=float("inf"))
+keep = [r for r in old if r.strip() and json.loads(r)["step"] < first]
 tmp = sys.argv[1] + ".tmp"
 with open(tmp, "w") as f:
     f.writelines(r + "\n" for r in keep + [r for r in new if r.strip()])
