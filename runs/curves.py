@@ -70,9 +70,9 @@ def table(rows: list[tuple[float, dict, dict | None]]) -> str:
 def plot(name: str, rows: list[tuple[float, dict, dict | None]], out: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    stats_file = HERE / name / "stats.jsonl"  # the run folder; its copy in eval/ on a fresh checkout
-    if not stats_file.is_file():
-        stats_file = HERE / "eval" / name / "stats.jsonl"
+    # the whole history is eval/NAME/stats.jsonl (`train.sh NAME --save` merges the run folder's rows into
+    # it; the run folder alone starts where its last resume did)
+    stats_file = HERE / "eval" / name / "stats.jsonl"
     stats = [json.loads(line) for line in stats_file.read_text().splitlines() if line.strip()]
     fig, axes = plt.subplots(2, 4, figsize=(16, 7))
     kimg = np.array([r[0] for r in rows])
