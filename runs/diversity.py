@@ -18,6 +18,12 @@ import numpy as np
 from stylegan3d.infer.api import load
 
 HELDOUT = Path(__file__).resolve().parent / "ds8mm-heldout" / "volumes.npy"
+SEEDS = list(range(1000, 1064))  # the seeds runs/evaluate.sh gives the metrics
+
+
+def generated(ckpt: str) -> np.ndarray:
+    """The 64 volumes ``[64, D, H, W]`` the metrics see: seeds 1000-1063, psi 1, const noise."""
+    return np.asarray(load(ckpt).generate(SEEDS, trunc=1.0, noise_mode="const", batch=8))[:, 0]
 
 
 def summary(v: np.ndarray) -> dict[str, float]:
@@ -38,7 +44,7 @@ def summary(v: np.ndarray) -> dict[str, float]:
 
 def main(ckpt: str) -> None:
     real = np.load(HELDOUT, mmap_mode="r")[:64, 0].astype(np.float32)
-    gen = np.asarray(load(ckpt).generate(list(range(1000, 1064)), trunc=1.0, noise_mode="const", batch=8))[:, 0]
+    gen = generated(ckpt)
     rs, gs = [summary(v) for v in real], [summary(v) for v in gen]
     print(f"{'feature':12s} {'real mean':>10s} {'gen mean':>10s} {'real std':>10s} {'gen std':>10s} {'ratio':>6s}")
     for k in rs[0]:

@@ -23,10 +23,9 @@ import time
 from pathlib import Path
 
 import torch
+from diversity import SEEDS
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-
-SEEDS = list(range(1000, 1064))
 
 
 def collect(name: str, every_s: float = 20.0) -> None:
