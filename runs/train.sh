@@ -11,7 +11,7 @@ case "$NAME" in
   demo-8mm) PRESET=demo; DS=ds8mm; SET=(--set train.r1_gamma=0.3 --set train.kimg=400 --set train.keep_ckpts=2 --set train.ema_kimg=10) ;;
   demo-8mm-d64) PRESET=demo; DS=ds8mm; SET=(--set train.r1_gamma=0.3 --set train.kimg=400 --set train.keep_ckpts=2 --set d.width=64) ;;
   demo-8mm-map2) PRESET=demo; DS=ds8mm; SET=(--set train.r1_gamma=0.3 --set train.kimg=400 --set train.keep_ckpts=2 --set g.mapping_layers=2) ;;
-  4mm-f64)  PRESET=4mm-f64; DS=ds4mm; SET=(--set train.batch=8 --set train.kimg=400 --set train.keep_ckpts=2) ;;
+  4mm-f64)  PRESET=4mm-f64; DS=ds4mm; SET=(--set train.batch=8 --set train.kimg=400 --set train.keep_ckpts=2 --set train.tick_kimg=0.1 --set train.snap_ticks=1) ;;
   *) echo "error: unknown run $NAME" >&2; exit 2 ;;
 esac
 RUN=$NAME

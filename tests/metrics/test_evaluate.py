@@ -86,6 +86,19 @@ def test_triplanar_fid_reports_each_plane_and_their_mean(cohort: np.ndarray):
     assert m["fid_axial"]["slices_per_volume"] == 1 and m["fid_axial"]["n"] == 2
 
 
+def test_no_bootstrap_gives_the_same_values_without_intervals(cohort: np.ndarray):
+    """``--boot 0`` (documented as "no intervals") must work for vector-valued metrics too."""
+    names = ["fid_triplanar", "fd3d", "bmmd2", "prdc"]
+    kw = dict(slices_per_plane=1, mmd_batch=2)
+    with_ci = evaluate(blur(cohort[:6], 1.0), cohort[6:], EvalSettings(names, n_boot=3, **kw))["metrics"]
+    no_ci = evaluate(blur(cohort[:6], 1.0), cohort[6:], EvalSettings(names, n_boot=0, **kw))["metrics"]
+    assert set(no_ci) == set(with_ci)
+    for name, entry in no_ci.items():
+        assert entry["ci95"] is None and entry["real_vs_real"]["ci95"] is None, name
+        assert with_ci[name]["ci95"] is not None, name
+        assert entry["value"] == pytest.approx(with_ci[name]["value"]), name
+
+
 def test_user_errors(dataset_dir: Path, cohort: np.ndarray):
     with pytest.raises(UserError, match="shape"):
         evaluate(cohort[:4, :, :10], dataset_dir, EvalSettings(["bmmd2"]))

@@ -82,11 +82,13 @@ class Comparison:
         if fake_f is not None:
             ref_f = real_f[self.ref]
             val = fn(fake_f, ref_f)
-            boot = bootstrap_two(lambda i, j: fn(fake_f[i], ref_f[j]), len(fake_f), len(ref_f), self.n_boot, rng)
+            boot = bootstrap_two(
+                lambda i, j: fn(fake_f[i], ref_f[j]), len(fake_f), len(ref_f), self.n_boot, rng, np.shape(val)
+            )
         if self.rvr:
             fa, fb = real_f[self.a], real_f[self.b]
             rvr = fn(fb, fa)
-            rvr_boot = bootstrap_two(lambda i, j: fn(fb[i], fa[j]), len(fb), len(fa), self.n_boot, rng_r)
+            rvr_boot = bootstrap_two(lambda i, j: fn(fb[i], fa[j]), len(fb), len(fa), self.n_boot, rng_r, np.shape(rvr))
         return val, boot, rvr, rvr_boot
 
     def _pack(

@@ -33,12 +33,15 @@ def bootstrap_two(
     n2: int,
     n_boot: int,
     rng: np.random.Generator,
+    shape: tuple[int, ...] = (),
 ) -> np.ndarray:
     """``fn(i1, i2)`` on ``n_boot`` resamples (with replacement) of ``range(n1)`` and ``range(n2)``.
 
-    Returns ``[n_boot]`` or ``[n_boot, K]`` for vector-valued ``fn``.
+    Returns ``[n_boot]`` or ``[n_boot, K]`` for vector-valued ``fn`` (``shape`` is ``fn``'s value
+    shape, ``()`` or ``(K,)``: it gives ``n_boot = 0`` its ``[0]`` or ``[0, K]``).
     """
-    return np.asarray([fn(rng.integers(0, n1, n1), rng.integers(0, n2, n2)) for _ in range(n_boot)], dtype=np.float64)
+    out = [fn(rng.integers(0, n1, n1), rng.integers(0, n2, n2)) for _ in range(n_boot)]
+    return np.asarray(out, dtype=np.float64).reshape(n_boot, *shape)
 
 
 def bootstrap_mean(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
