@@ -1,7 +1,8 @@
 """Ship a run's G_ema in the package and make the README's pictures with it (issue 18).
 
-    .venv/bin/python runs/ship.py demo-8mm     # -> src/stylegan3d/models/demo-8mm.{safetensors,json}
-    .venv/bin/python runs/ship.py demo-8mm --pictures   # also docs/images/shipped-*.png via the CLI
+.venv/bin/python runs/ship.py demo-8mm     # -> src/stylegan3d/models/demo-8mm.{safetensors,json}
+.venv/bin/python runs/ship.py demo-8mm CKPT   # a chosen checkpoint of the run instead of its latest
+.venv/bin/python runs/ship.py demo-8mm --pictures   # also docs/images/shipped-*.png via the CLI
 """
 
 from __future__ import annotations
@@ -18,18 +19,23 @@ DESCRIPTION = {
 }
 
 
-def ship(name: str) -> Path:
+def ship(name: str, ckpt: Path | None = None) -> Path:
     from stylegan3d.checkpoint import load_generator, save_model
     from stylegan3d.models import MODELS_DIR
 
-    G, found = load_generator(HERE / name)
+    G, found = load_generator(ckpt or HERE / name)
     meta = found.meta
     extra = {
         "kimg": meta.kimg,
         "step": meta.step,
         "dataset": meta.dataset,
         "description": DESCRIPTION[name],
-        "trained_from": {"checkpoint_sha256": found.sha256, "run": f"runs/{name}", "metrics": meta.metrics},
+        "trained_from": {
+            "checkpoint_sha256": found.sha256,
+            "run": f"runs/{name}",
+            "file": found.path.name,
+            "metrics": meta.metrics,
+        },
     }
     return save_model(MODELS_DIR / f"{name}.safetensors", G, meta.config, extra)
 
@@ -70,8 +76,8 @@ def pictures(name: str) -> None:
 
 
 if __name__ == "__main__":
-    run = sys.argv[1]
-    if "--pictures" not in sys.argv:
-        print("shipped", ship(run))
+    run, *rest = sys.argv[1:]
+    if "--pictures" not in rest:
+        print("shipped", ship(run, Path(rest[0]) if rest else None))
     else:
         pictures(run)
