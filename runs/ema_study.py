@@ -70,8 +70,8 @@ def posthoc_ema(snaps: Path, kimg: float, half_life: float) -> dict[str, torch.T
     return {k: (v / total).float() for k, v in acc.items()}
 
 
-def sample(ckpt: str, out: str, use: str, half_life: float | None, snaps: str | None) -> None:
-    """Write 64 volumes of the chosen generator weights as NIfTI (for ``metrics --fake``)."""
+def sample(ckpt: str, out: str, use: str, half_life: float | None, snaps: str | None, seeds: list[int] = SEEDS) -> None:
+    """Write one volume per seed (default the metrics' 64) of the chosen weights as NIfTI (for ``metrics --fake``)."""
     from stylegan3d.checkpoint import load_module, load_tensors
     from stylegan3d.infer.api import Model
 
@@ -82,7 +82,7 @@ def sample(ckpt: str, out: str, use: str, half_life: float | None, snaps: str | 
         load_module(m.G, posthoc_ema(Path(snaps), float(m.sidecar.kimg), half_life), "G", ckpt)
     elif use == "G":
         load_module(m.G, load_tensors(Path(ckpt)), "G", ckpt)
-    m.write_volumes(m.generate(SEEDS), [f"seed{s:04d}" for s in SEEDS], out, contact_sheet=None)
+    m.write_volumes(m.generate(seeds), [f"seed{s:04d}" for s in seeds], out, contact_sheet=None)
 
 
 def main() -> None:
@@ -96,11 +96,14 @@ def main() -> None:
     s.add_argument("--use", choices=["G", "G_ema"], default="G_ema")
     s.add_argument("--half-life", type=float, default=None, help="kimg; rebuild the EMA from --snaps")
     s.add_argument("--snaps", default=None)
+    s.add_argument("--seeds", default=None, help="e.g. 2000-2127 (default: the metrics' 1000-1063)")
     a = ap.parse_args()
     if a.cmd == "collect":
         collect(a.name)
     else:
-        sample(a.ckpt, a.out, a.use, a.half_life, a.snaps)
+        from stylegan3d.cli.app import parse_int_list
+
+        sample(a.ckpt, a.out, a.use, a.half_life, a.snaps, parse_int_list(a.seeds) if a.seeds else SEEDS)
 
 
 if __name__ == "__main__":
