@@ -11,6 +11,7 @@ spread of both sets along the first 10 principal components of the real set.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,14 @@ import numpy as np
 from stylegan3d.infer.api import load
 
 HELDOUT = Path(__file__).resolve().parent / "ds8mm-heldout" / "volumes.npy"
+TRAIN = HELDOUT.parent.parent / "ds8mm-train" / "volumes.npy"
 SEEDS = list(range(1000, 1064))  # the seeds runs/evaluate.sh gives the metrics
 
 
-def generated(ckpt: str) -> np.ndarray:
-    """The 64 volumes ``[64, D, H, W]`` the metrics see: seeds 1000-1063, psi 1, const noise."""
-    return np.asarray(load(ckpt).generate(SEEDS, trunc=1.0, noise_mode="const", batch=8))[:, 0]
+def generated(ckpt: str, seeds: Sequence[int] = SEEDS) -> np.ndarray:
+    """Volumes ``[len(seeds), D, H, W]`` as the metrics sample them (psi 1, const noise); by
+    default the 64 they see (seeds 1000-1063)."""
+    return np.asarray(load(ckpt).generate(list(seeds), trunc=1.0, noise_mode="const", batch=8))[:, 0]
 
 
 def summary(v: np.ndarray) -> dict[str, float]:

@@ -17,32 +17,29 @@ import csv
 import sys
 
 import numpy as np
-from diversity import HELDOUT
+from diversity import HELDOUT, TRAIN, generated
 from scipy.ndimage import gaussian_filter
 
-from stylegan3d.infer.api import load
 from stylegan3d.metrics.features3d import volume_features
 from stylegan3d.metrics.prdc import prdc_terms
 from stylegan3d.metrics.volumes import as_volume_set
 
-TRAIN = HELDOUT.parent.parent / "ds8mm-train" / "volumes.npy"
 PARTICIPANTS = HELDOUT.parent.parent / "cohort4mm" / "participants.csv"
 TRAITS = ("age", "ventricle", "atrophy", "head_scale")
 
 
 def main(ckpt: str, blur: float = 0.0, n: int = 128) -> None:
-    held = np.load(HELDOUT).astype(np.float32)
-    train = np.load(TRAIN)[:n].astype(np.float32)
-    gen = np.asarray(load(ckpt).generate(list(range(2000, 2000 + n)), trunc=1.0, noise_mode="const", batch=8))
-    sets = [gaussian_filter(v, (0, 0, blur, blur, blur)) if blur else v for v in (held, train, gen)]
+    held = np.load(HELDOUT)[:, 0].astype(np.float32)
+    train = np.load(TRAIN)[:n, 0].astype(np.float32)
+    gen = generated(ckpt, range(2000, 2000 + n))
+    sets = [gaussian_filter(v, (0, blur, blur, blur)) if blur else v for v in (held, train, gen)]
     f_held, f_train, f_gen = (volume_features(as_volume_set(v)) for v in sets)
     rows = {r["name"]: r for r in csv.DictReader(PARTICIPANTS.open())}
     traits = np.array([[float(rows[f"sub-{i:03d}.nii.gz"][t]) for t in TRAITS] for i in range(336, 336 + len(held))])
-    covered = {}
-    for label, f in (("generated", f_gen), ("training subjects", f_train)):
-        covered[label] = prdc_terms(f_held, f, 5)["recall"].astype(bool)
-        print(f"recall of the {len(held)} held-out subjects by {n} {label}: {covered[label].mean():.3f}")
-    hit = covered["generated"]
+    hit = prdc_terms(f_held, f_gen, 5)["recall"].astype(bool)
+    baseline = prdc_terms(f_held, f_train, 5)["recall"]
+    print(f"recall of the {len(held)} held-out subjects by {n} generated: {hit.mean():.3f}")
+    print(f"recall of the {len(held)} held-out subjects by {n} training subjects: {baseline.mean():.3f}")
     print(f"{'trait':>11}  {'all mean':>9}  {'covered':>9}  {'missed':>9}  {'missed - covered (in SD)':>24}")
     for j, t in enumerate(TRAITS):
         x = traits[:, j]

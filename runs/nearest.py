@@ -19,12 +19,10 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from diversity import HELDOUT, generated
+from diversity import HELDOUT, TRAIN, generated
 from scipy.ndimage import gaussian_filter
 
 from stylegan3d.metrics.memorization import closest_pair, sq_distances
-
-TRAIN = HELDOUT.parent.parent / "ds8mm-train" / "volumes.npy"
 
 
 def main(ckpt: str) -> None:

@@ -1,7 +1,7 @@
 """Ship a run's G_ema in the package and make the README's pictures with it (issue 18).
 
-.venv/bin/python runs/ship.py demo-8mm     # -> src/stylegan3d/models/demo-8mm.{safetensors,json}
-.venv/bin/python runs/ship.py demo-8mm CKPT   # a chosen checkpoint of the run instead of its latest
+.venv/bin/python runs/ship.py demo-8mm          # -> src/stylegan3d/models/demo-8mm.{safetensors,json}
+.venv/bin/python runs/ship.py demo-8mm CKPT     # a chosen checkpoint of the run instead of its latest
 .venv/bin/python runs/ship.py demo-8mm --pictures   # also docs/images/shipped-*.png via the CLI
 """
 

@@ -15,13 +15,11 @@ import sys
 
 import numpy as np
 import torch
-from diversity import HELDOUT, generated
+from diversity import HELDOUT, TRAIN, generated
 from scipy.ndimage import gaussian_filter
 
 from stylegan3d.metrics import inception
 from stylegan3d.metrics.frechet import frechet_distance_features
-
-TRAIN = HELDOUT.parent.parent / "ds8mm-train" / "volumes.npy"
 
 
 def fid_at(x: np.ndarray, ref: np.ndarray, d: int) -> float:
