@@ -28,20 +28,22 @@ PANELS = [  # metric key, title, better
 
 
 def load_evals(name: str) -> list[tuple[float, dict, dict | None]]:
-    """``(kimg, metrics, train-memorisation metrics or None)`` per evaluated checkpoint, by kimg."""
+    """``(kimg, metrics, extra metrics or None)`` per evaluated checkpoint, by kimg; the extras are
+    memorisation against the training subjects and the recall of 128 generated volumes."""
     rows = []
     for path in sorted((HERE / "eval" / name).glob("kimg-*.json")):
         m = re.fullmatch(r"kimg-([\d.]+)\.json", path.name)
         if not m:
             continue
-        mem = path.with_name(path.stem + "-memorisation-train.json")
-        rows.append(
-            (
-                float(m.group(1)),
-                json.loads(path.read_text())["metrics"],
-                json.loads(mem.read_text())["metrics"] if mem.is_file() else None,
-            )
-        )
+        extra = {}
+        for suffix, key, as_key in (
+            ("-memorisation-train", "memorisation", "memorisation"),
+            ("-gen128-vs-halfA", "recall", "recall@128"),
+        ):
+            f = path.with_name(path.stem + suffix + ".json")
+            if f.is_file():
+                extra[as_key] = json.loads(f.read_text())["metrics"][key]
+        rows.append((float(m.group(1)), json.loads(path.read_text())["metrics"], extra or None))
     return sorted(rows, key=lambda r: r[0])
 
 
@@ -52,17 +54,21 @@ def value(entry: dict | None, rvr: bool = False) -> float:
     return float("nan") if not e or e.get("value") is None else float(e["value"])
 
 
-def table(rows: list[tuple[float, dict, dict | None]]) -> str:
+def table(rows: list[tuple[float, dict, dict | None]], real128: Path | None) -> str:
     """Markdown: one row per evaluated kimg, real-vs-real (of the last evaluation) as the last row."""
-    keys = [k for k, _, _ in PANELS] + ["memorisation"]
-    head = "| kimg | " + " | ".join(keys) + " |\n|" + "---|" * (len(keys) + 1) + "\n"
+    keys = [k for k, _, _ in PANELS]
+    extras = ["recall@128", "memorisation"]
+    head = "| kimg | " + " | ".join(keys + extras) + " |\n|" + "---|" * (len(keys) + len(extras) + 1) + "\n"
     lines = []
-    for kimg, m, mem in rows:
-        cells = [f"{value(m.get(k)):.4g}" for k in keys[:-1]]
-        cells.append(f"{value(mem.get('memorisation')):.3g}" if mem else "-")
+    for kimg, m, extra in rows:
+        cells = [f"{value(m.get(k)):.4g}" for k in keys]
+        cells += [f"{value(extra.get(k)):.3g}" if extra and k in extra else "-" for k in extras]
         lines.append(f"| {kimg:g} | " + " | ".join(cells) + " |")
     last = rows[-1][1]
-    rvr = [f"{value(last.get(k), rvr=True):.4g}" for k in keys[:-1]] + [f"{value(last.get('memorisation'), True):.3g}"]
+    # real vs real of recall@128: 128 real training subjects against the same half A
+    reals128 = real128 and json.loads(real128.read_text())["metrics"]["recall"]
+    rvr = [f"{value(last.get(k), rvr=True):.4g}" for k in keys]
+    rvr += [f"{value(reals128):.3g}" if reals128 else "-", f"{value(last.get('memorisation'), True):.3g}"]
     lines.append("| real vs real | " + " | ".join(rvr) + " |")
     return head + "\n".join(lines) + "\n"
 
@@ -83,6 +89,11 @@ def plot(name: str, rows: list[tuple[float, dict, dict | None]], out: Path) -> P
         ax.fill_between(kimg, lo_hi[:, 0], lo_hi[:, 1], alpha=0.2)
         rvr = [value(r[1].get(key), rvr=True) for r in rows]
         ax.axhline(np.nanmean(rvr), color="k", ls="--", label="real vs real")
+        if key == "recall":
+            r128 = [(r[0], value(r[2]["recall@128"])) for r in rows if r[2] and "recall@128" in r[2]]
+            if r128:
+                ax.plot(*zip(*r128, strict=True), "s", color="C3", label="128 generated")
+                ax.legend(fontsize=8)
         ax.set_title(f"{title} ({better})")
         ax.set_xlabel("kimg")
     ax = axes.flat[-1]
@@ -105,7 +116,9 @@ def main(name: str) -> None:
     if not rows:
         raise SystemExit(f"error: no evaluations in {HERE / 'eval' / name}")
     out = plot(name, rows, HERE.parent / "docs" / "images" / f"quality-curves-{name}.png")
-    print(table(rows))
+    # the 8 mm runs share one cohort, so one real baseline of recall@128 (measured at 8 mm only)
+    real128 = HERE / "eval" / "demo-8mm" / "n128" / "train128-vs-halfA.json"
+    print(table(rows, real128 if name.startswith("demo-8mm") else None))
     print(f"wrote {out}")
 
 
