@@ -13,6 +13,8 @@ case "$NAME" in
   demo-8mm-map2) PRESET=demo; DS=ds8mm; SET=(--set train.r1_gamma=0.3 --set train.kimg=400 --set train.keep_ckpts=2 --set g.mapping_layers=2) ;;
   # demo-8mm's settings from scratch: the equal-kimg control of the variety ablations (stop 27)
   demo-8mm-base) PRESET=demo; DS=ds8mm; SET=(--set train.r1_gamma=0.3 --set train.kimg=400 --set train.keep_ckpts=2 --set train.ema_kimg=10) ;;
+  # demo-8mm from 306 kimg with the mapping's lr multiplier 0.01 -> 0.1 (runs/relr.py makes the start; stop 27)
+  demo-8mm-mlr) PRESET=demo; DS=ds8mm; SET=(--set train.r1_gamma=0.3 --set train.kimg=400 --set train.keep_ckpts=2 --set train.ema_kimg=10 --set g.mapping_lr_mul=0.1) ;;
   # the stylegan2-ada-pytorch "cifar" recipe for small images: 2 mapping layers, no path-length
   # regulariser, no style mixing, minibatch-std over the whole batch (variety study, stop 27)
   demo-8mm-cifar) PRESET=demo; DS=ds8mm; SET=(--set train.r1_gamma=0.3 --set train.kimg=400 --set train.keep_ckpts=2 --set train.ema_kimg=10 --set g.mapping_layers=2 --set train.pl_weight=0 --set train.style_mixing=0 --set d.mbstd_group=8) ;;
