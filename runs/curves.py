@@ -115,10 +115,10 @@ def main(name: str) -> None:
     rows = load_evals(name)
     if not rows:
         raise SystemExit(f"error: no evaluations in {HERE / 'eval' / name}")
-    out = plot(name, rows, HERE.parent / "docs" / "images" / f"quality-curves-{name}.png")
     # the 8 mm runs share one cohort, so one real baseline of recall@128 (measured at 8 mm only)
     real128 = HERE / "eval" / "demo-8mm" / "n128" / "train128-vs-halfA.json"
     print(table(rows, real128 if name.startswith("demo-8mm") else None))
+    out = plot(name, rows, HERE.parent / "docs" / "images" / f"quality-curves-{name}.png")
     print(f"wrote {out}")
 
 
