@@ -14,10 +14,13 @@ case "$NAME" in
   # demo-8mm's settings from scratch: the equal-kimg control of the variety ablations (stop 27)
   demo-8mm-base) PRESET=demo; DS=ds8mm; SET=(--set train.r1_gamma=0.3 --set train.kimg=400 --set train.keep_ckpts=2 --set train.ema_kimg=10) ;;
   # demo-8mm from 306 kimg with the mapping's lr multiplier 0.01 -> 0.1 (runs/relr.py makes the start; stop 27)
-  demo-8mm-mlr) PRESET=demo; DS=ds8mm; SET=(--set train.r1_gamma=0.3 --set train.kimg=400 --set train.keep_ckpts=2 --set train.ema_kimg=10 --set g.mapping_lr_mul=0.1) ;;
+  demo-8mm-mlr) PRESET=demo; DS=ds8mm; SET=(--set train.r1_gamma=0.3 --set train.kimg=500 --set train.keep_ckpts=2 --set train.ema_kimg=10 --set g.mapping_lr_mul=0.1) ;;
   # the stylegan2-ada-pytorch "cifar" recipe for small images: 2 mapping layers, no path-length
   # regulariser, no style mixing, minibatch-std over the whole batch (variety study, stop 27)
   demo-8mm-cifar) PRESET=demo; DS=ds8mm; SET=(--set train.r1_gamma=0.3 --set train.kimg=400 --set train.keep_ckpts=2 --set train.ema_kimg=10 --set g.mapping_layers=2 --set train.pl_weight=0 --set train.style_mixing=0 --set d.mbstd_group=8) ;;
+  # demo-8mm-mlr from 328 kimg with R1 gamma 0.3 -> 0.03 (variety study, stop 28; the paired control is
+  # demo-8mm-mlr going on from the same checkpoint)
+  demo-8mm-g003) PRESET=demo; DS=ds8mm; FROM=resume/demo-8mm-mlr/ckpt-00041000.safetensors; SET=(--set train.r1_gamma=0.03 --set train.kimg=500 --set train.keep_ckpts=2 --set train.ema_kimg=10 --set g.mapping_lr_mul=0.1) ;;
   4mm-f64)  PRESET=4mm-f64; DS=ds4mm; SET=(--set train.batch=8 --set train.kimg=400 --set train.keep_ckpts=2 --set train.tick_kimg=0.1 --set train.snap_ticks=1) ;;
   *) echo "error: unknown run $NAME" >&2; exit 2 ;;
 esac
@@ -62,5 +65,6 @@ fi
 RESUME=()
 if [[ -f $RUN/latest ]]; then RESUME=(--resume "$RUN")
 elif compgen -G "resume/$NAME/ckpt-*.safetensors" > /dev/null; then RESUME=(--resume "$(ls resume/$NAME/ckpt-*.safetensors)")
+elif [[ -n "${FROM:-}" ]]; then RESUME=(--resume "$FROM")
 fi
 exec $BIN/stylegan3d train --data $DS-train --out "$RUN" --preset $PRESET --precision fp32 "${SET[@]}" "${RESUME[@]}" --no-progress
