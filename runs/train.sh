@@ -19,7 +19,8 @@ case "$NAME" in
   # regulariser, no style mixing, minibatch-std over the whole batch (variety study, stop 27)
   demo-8mm-cifar) PRESET=demo; DS=ds8mm; SET=(--set train.r1_gamma=0.3 --set train.kimg=400 --set train.keep_ckpts=2 --set train.ema_kimg=10 --set g.mapping_layers=2 --set train.pl_weight=0 --set train.style_mixing=0 --set d.mbstd_group=8) ;;
   # demo-8mm-mlr from 328 kimg with R1 gamma 0.3 -> 0.03 (variety study, stop 28; the paired control is
-  # demo-8mm-mlr going on from the same checkpoint)
+  # demo-8mm-mlr going on from the same checkpoint). It resumes from resume/demo-8mm-g003 now; its start
+  # FROM was replaced by demo-8mm-mlr's later resume (the 328-kimg file is in git at commit 0fb4fa0)
   demo-8mm-g003) PRESET=demo; DS=ds8mm; FROM=resume/demo-8mm-mlr/ckpt-00041000.safetensors; SET=(--set train.r1_gamma=0.03 --set train.kimg=500 --set train.keep_ckpts=2 --set train.ema_kimg=10 --set g.mapping_lr_mul=0.1) ;;
   4mm-f64)  PRESET=4mm-f64; DS=ds4mm; SET=(--set train.batch=8 --set train.kimg=400 --set train.keep_ckpts=2 --set train.tick_kimg=0.1 --set train.snap_ticks=1) ;;
   *) echo "error: unknown run $NAME" >&2; exit 2 ;;
