@@ -37,8 +37,9 @@ def measure(name: str, ckpt: str, sets: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
     source = ["--ckpt", ckpt] if Path(ckpt).is_file() else ["--model", ckpt]
     data = "ds4mm-heldout" if name.startswith("4mm") else "ds8mm-heldout"
+    label = kimg_of(ckpt)
     for s in range(2, sets + 2):
-        path = out / f"kimg-{kimg_of(ckpt)}-seeds{s * 1000}.json"
+        path = out / f"kimg-{label}-seeds{s * 1000}.json"
         if path.is_file():
             continue
         seeds = f"{s * 1000}-{s * 1000 + 127}"
