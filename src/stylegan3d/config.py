@@ -126,6 +126,8 @@ class TrainConfig:
     pl_decay: float = 0.01
     pl_batch_shrink: int = 2
     style_mixing: float = 0.9
+    ms_weight: float = 0.0
+    """Weight of MSGAN's mode-seeking term on G (0 = off; needs >= 2 samples per process)."""
     ema_kimg: float = 10.0
     ema_rampup: float | None = 0.05
     aug: str = "ada"
@@ -168,6 +170,8 @@ class TrainConfig:
             raise UserError("workers must be >= 0")
         if not 0.0 <= self.style_mixing <= 1.0:
             raise UserError("style_mixing must be in [0, 1]")
+        if self.ms_weight < 0:
+            raise UserError("ms_weight must be >= 0")
 
 
 @dataclass

@@ -115,6 +115,8 @@ class Trainer:
         t = cfg.train
         if t.batch % self.dist.world:
             raise UserError(f"batch {t.batch} must be divisible by the number of processes {self.dist.world}")
+        if t.ms_weight > 0 and t.batch // self.dist.world < 2:
+            raise UserError(f"ms_weight needs at least 2 samples per process; batch {t.batch} on {self.dist.world}")
         self.precision = resolve_precision(t.precision, self.device)
         if t.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)

@@ -8,6 +8,11 @@ Formulas (Karras et al. 2020, as in the reference 3D-StyleGAN code):
   by the interval (lazy regularisation).
 * D main:  ``softplus(D(G(z))) + softplus(-D(x))``
 * D reg:   ``gamma / 2 * |grad_x D(x)|^2`` every ``r1_interval`` steps, scaled by the interval.
+
+Optional, off by default (``ms_weight = 0``): the mode-seeking term of MSGAN (Mao et al. 2019),
+``ms_weight / (mean|G(z1) - G(z2)| / mean|z1 - z2| + 1e-5)`` on the pairs (first half, second
+half) of the G batch; it rewards samples that differ as much as their latents do (a diversity
+experiment of issue 18).
 """
 
 from __future__ import annotations
@@ -101,7 +106,12 @@ class StyleGAN2Loss:
         img, _ = self.G_step(z, c, z_mix, cutoff, noise, update_w_avg=True)
         logits = self._d(img, c, plain=True)
         loss = F.softplus(-logits).mean()
-        return loss, {"loss/G": loss.detach(), "scores/fake": logits.detach().mean()}
+        stats = {"loss/G": loss.detach(), "scores/fake": logits.detach().mean()}
+        if self.cfg.ms_weight > 0:
+            ratio = mode_seeking_ratio(img, z)
+            loss = loss + self.cfg.ms_weight / (ratio + 1e-5)
+            stats["loss/ms_ratio"] = ratio.detach()
+        return loss, stats
 
     def g_pl(self, z, c, z_mix, cutoff, noise, pl_noise) -> tuple[torch.Tensor, dict]:
         """Lazy path-length penalty (already multiplied by weight and interval)."""
@@ -139,6 +149,20 @@ class StyleGAN2Loss:
             loss = loss + penalty.mean() * (self.cfg.r1_gamma / 2) * self.cfg.r1_interval
             stats["loss/r1_penalty"] = penalty.detach().mean()
         return loss, stats, logits.detach()
+
+
+def mode_seeking_ratio(img: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """MSGAN's ratio of image to latent distance over the pairs (i, i + N/2) of a batch:
+    ``mean|img_a - img_b| / mean|z_a - z_b|`` (mean absolute differences, a scalar). ``img``
+    ``[N, C, D, H, W]``, ``z`` ``[N, z_dim]`` (no gradient through it), N >= 2; an odd last sample
+    is left out."""
+    h = img.shape[0] // 2
+    if h < 1:
+        raise ValueError("the mode-seeking term needs at least 2 samples per batch")
+    img = img.to(torch.promote_types(img.dtype, torch.float32))  # bf16/fp16 -> fp32, fp64 stays
+    num = (img[:h] - img[h : 2 * h]).abs().mean()
+    den = (z[:h] - z[h : 2 * h]).abs().mean().to(num.dtype)
+    return num / den.detach()
 
 
 def make_adam(params, lr: float, betas: list[float], eps: float) -> torch.optim.Adam:
