@@ -85,8 +85,24 @@ def test_negative_weight_and_single_sample_batches_are_refused(tiny_cfg, tiny_da
         Trainer(cfg, tiny_dataset, tmp_path / "run", progress=False)
 
 
-def test_a_training_step_with_the_term_logs_the_ratio(tiny_cfg, tiny_dataset, tmp_path):
-    cfg = apply_overrides(tiny_cfg, ["train.ms_weight=0.5"])
-    tr = Trainer(cfg, tiny_dataset, tmp_path / "run", progress=False)
-    stats = tr.train_step()
-    assert stats["loss/ms_ratio"] > 0
+def test_a_training_step_shares_the_noise_within_pairs_and_logs_the_ratio(tiny_cfg, tiny_dataset, tmp_path):
+    """With the term on, G's main pass gets noise maps with sample i + N/2 equal to sample i (the
+    pairs then differ only through z); with it off, the noise of every sample is its own."""
+    seen = []
+    for w in (0.5, 0.0):
+        cfg = apply_overrides(tiny_cfg, [f"train.ms_weight={w}", "train.pl_weight=0"])
+        tr = Trainer(cfg, tiny_dataset, tmp_path / f"run-{w}", progress=False)
+        g_step = tr.loss.G_step
+
+        def spy(z, c, z_mix, cutoff, noise, update_w_avg=False, g_step=g_step):
+            if update_w_avg:  # the main pass (the D pass does not update w_avg)
+                seen.append([n.clone() for n in noise])
+            return g_step(z, c, z_mix, cutoff, noise, update_w_avg)
+
+        tr.loss.G_step = spy
+        stats = tr.train_step()
+        assert ("loss/ms_ratio" in stats) == (w > 0)
+        assert stats.get("loss/ms_ratio", 1.0) > 0
+    h = tiny_cfg.train.batch // 2
+    assert seen[0] and all(torch.equal(n[:h], n[h : 2 * h]) for n in seen[0])
+    assert not any(torch.equal(n[:h], n[h : 2 * h]) for n in seen[1])

@@ -11,8 +11,8 @@ Formulas (Karras et al. 2020, as in the reference 3D-StyleGAN code):
 
 Optional, off by default (``ms_weight = 0``): the mode-seeking term of MSGAN (Mao et al. 2019),
 ``ms_weight / (mean|G(z1) - G(z2)| / mean|z1 - z2| + 1e-5)`` on the pairs (first half, second
-half) of the G batch; it rewards samples that differ as much as their latents do (a diversity
-experiment of issue 18).
+half) of the G batch, whose noise maps are shared within each pair; it rewards samples that
+differ as much as their latents do (a diversity experiment of issue 18).
 """
 
 from __future__ import annotations
@@ -103,6 +103,8 @@ class StyleGAN2Loss:
 
     def g_main(self, z, c, z_mix, cutoff, noise) -> tuple[torch.Tensor, dict]:
         """Non-saturating G loss (mean over the local batch)."""
+        if self.cfg.ms_weight > 0 and noise is not None:
+            noise = [share_pair_noise(n) for n in noise]
         img, _ = self.G_step(z, c, z_mix, cutoff, noise, update_w_avg=True)
         logits = self._d(img, c, plain=True)
         loss = F.softplus(-logits).mean()
@@ -163,6 +165,14 @@ def mode_seeking_ratio(img: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     num = (img[:h] - img[h : 2 * h]).abs().mean()
     den = (z[:h] - z[h : 2 * h]).abs().mean().to(num.dtype)
     return num / den.detach()
+
+
+def share_pair_noise(noise: torch.Tensor) -> torch.Tensor:
+    """The noise of batch samples ``i + N/2`` replaced by that of ``i``, so that the pairs of the
+    mode-seeking term differ only through their latents: with independent noise, G raises the ratio
+    by raising its noise strengths (salt-and-pepper samples; measured in stop 29)."""
+    h = noise.shape[0] // 2
+    return torch.cat([noise[:h], noise[:h], noise[2 * h :]])
 
 
 def make_adam(params, lr: float, betas: list[float], eps: float) -> torch.optim.Adam:
