@@ -169,8 +169,8 @@ def mode_seeking_ratio(img: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 
 def share_pair_noise(noise: torch.Tensor) -> torch.Tensor:
     """The noise of batch samples ``i + N/2`` replaced by that of ``i``, so that the pairs of the
-    mode-seeking term differ only through their latents: with independent noise, G raises the ratio
-    by raising its noise strengths (salt-and-pepper samples; measured in stop 29)."""
+    mode-seeking term differ only through their latents (otherwise G could meet the term by raising
+    its noise strengths rather than by varying with z)."""
     h = noise.shape[0] // 2
     return torch.cat([noise[:h], noise[:h], noise[2 * h :]])
 
