@@ -1,0 +1,129 @@
+"""Is it the mapping or the synthesis that lacks variety? (issue 18, variety study, stop 29)
+
+    .venv/bin/python runs/w_prior.py NAME CKPT [N_PROJECT]
+
+Projects N training subjects (default 64) into W (one w per subject, the model's constant noise
+maps, 300 steps), fits a Gaussian to their w, and draws 128 volumes from it for 8
+seed sets (the same protocol as runs/variety.py: 128 generated against half A of the held-out
+subjects, prdc + fd3d). If these cover the held-out subjects far better than the mapping's own
+samples, the synthesis network can make the cohort's variety and the mapping's W distribution is
+what is narrow; if not, the synthesis (or what D taught it) is. It also compares the spread of the
+projected w with that of mapped w along the principal axes of the mapped w.
+JSON in runs/eval/NAME/w-prior/.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import track
+
+from stylegan3d.infer.api import Model
+from stylegan3d.infer.projector import (
+    ProjectorConfig,
+    learning_rate,
+    match_saturation,
+    mean_w,
+    reconstruction_loss,
+    w_noise_scale,
+)
+from stylegan3d.metrics.evaluate import EvalSettings, evaluate
+from stylegan3d.metrics.volumes import VolumeSet
+
+HERE = Path(__file__).resolve().parent
+KEYS = ("recall", "precision", "density", "coverage", "fd3d")
+
+
+def participation_ratio(cov: np.ndarray) -> float:
+    ev = np.clip(np.linalg.eigvalsh(cov), 0, None)
+    return float(ev.sum() ** 2 / (ev**2).sum())
+
+
+def project_batch(model: Model, targets: np.ndarray, steps: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    """W projections of ``targets [N, C, D, H, W]`` in [0, 1], all at once: the library projector's
+    schedule and loss (lr ramps, w noise, full + pooled MSE, saturation matching) on one w per
+    subject, the model's constant noise maps. Adam's steps are per element, so this equals N single
+    projections (one at a time took 30 s each). Returns (w [N, w_dim], final MSE per subject)."""
+    G, cfg = model.G.requires_grad_(False), ProjectorConfig(space="w", steps=steps, optimize_noise=False).validate()
+    target = torch.from_numpy(targets) * 2 - 1
+    w_avg, w_std = mean_w(G, cfg.w_avg_samples, cfg.seed)
+    w = w_avg[None, None].repeat(len(target), 1, 1).requires_grad_(True)
+    noise = [n.expand(len(target), *n.shape[1:]) for n in model.const_noise()]
+    opt = torch.optim.Adam([w], lr=cfg.lr, betas=(0.9, 0.999))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    for step in track(range(steps), description="project (W, batched)"):
+        t = step / steps
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(t, cfg)
+        w_in = w + torch.randn(w.shape, generator=gen) * w_noise_scale(t, cfg, w_std)
+        synth = match_saturation(G.synthesis(w_in.expand(-1, model.num_ws, -1), noise=noise), target)
+        full, pooled = reconstruction_loss(synth, target, None, cfg.pool)
+        opt.zero_grad(set_to_none=True)
+        ((full + pooled) * len(target)).backward()
+        opt.step()
+    with torch.no_grad():
+        synth = G.synthesis(w.expand(-1, model.num_ws, -1), noise=noise).clamp(-1, 1)
+        err = ((synth - target) / 2).square().flatten(1).mean(1)
+    return w[:, 0].detach().numpy(), err.numpy()
+
+
+def main(name: str, ckpt: str, n_project: int) -> None:
+    out = HERE / "eval" / name / "w-prior"
+    out.mkdir(parents=True, exist_ok=True)
+    model = Model.from_checkpoint(ckpt)
+    G = model.G
+    train = np.load(HERE / "ds8mm-train" / "volumes.npy", mmap_mode="r")
+    cache = out / f"projected-{n_project}.npz"
+    if cache.is_file():
+        ws, mse = np.load(cache)["ws"], np.load(cache)["mse"]
+    else:
+        ws, mse = project_batch(model, np.asarray(train[:n_project], dtype=np.float32))
+        np.savez(cache, ws=ws, mse=mse)
+    with torch.no_grad():
+        z = torch.randn(20000, G.z_dim, generator=torch.Generator().manual_seed(0))
+        w_map = G.mapping(z, None)[:, 0].numpy().astype(np.float64)
+    mu, cov = ws.mean(0), np.cov(ws, rowvar=False)
+    ev, vec = np.linalg.eigh(np.cov(w_map, rowvar=False))
+    order = np.argsort(ev)[::-1]
+    ev, vec = ev[order], vec[:, order]
+    proj_sd = (ws - mu) @ vec
+    summary = {
+        "n_projected": n_project,
+        "projection_mse_mean": float(mse.mean()),
+        "mean_offset_over_mapped_spread": float(np.linalg.norm(mu - w_map.mean(0)) / np.sqrt(ev.sum())),
+        "participation_ratio": {
+            "mapped": participation_ratio(np.cov(w_map, rowvar=False)),
+            "projected": participation_ratio(cov),
+        },
+        "sd_ratio_projected_over_mapped_on_mapped_axes": (proj_sd.std(0, ddof=1) / np.sqrt(ev)).round(3).tolist(),
+        "total_variance_ratio": float(np.trace(cov) / ev.sum()),
+        "sets": [],
+    }
+    L = np.linalg.cholesky(cov + 1e-6 * np.eye(len(mu)))
+    for s in range(2, 10):
+        g = np.random.default_rng(s * 1000)
+        w = mu + g.standard_normal((128, len(mu))) @ L.T
+        ws_all = np.repeat(w[:, None, :], model.num_ws, axis=1).astype(np.float32)
+        vols = model.synthesize(ws_all, "const", batch=16)
+        doc = evaluate(
+            VolumeSet(vols, source="w-prior"),
+            str(HERE / "ds8mm-heldout"),
+            EvalSettings(metrics="prdc,fd3d", n=128, n_boot=0, real_vs_real=False),
+        )
+        summary["sets"].append({k: doc["metrics"][k]["value"] for k in KEYS})
+        print(s, summary["sets"][-1], flush=True)
+    for k in KEYS:
+        v = np.array([r[k] for r in summary["sets"]])
+        summary[k] = {"mean": float(v.mean()), "sd": float(v.std(ddof=1))}
+    (out / f"summary-{n_project}.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps({k: v for k, v in summary.items() if k != "sets"}, indent=1))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) not in (3, 4):
+        sys.exit(__doc__)
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) == 4 else 64)
