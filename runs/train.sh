@@ -26,7 +26,7 @@ case "$NAME" in
   # small-image recipe takes it over 32 of 64; variety study, stop 29). runs/regroup.py makes the start
   demo-8mm-b32) PRESET=demo; DS=ds8mm; SET=(--set train.r1_gamma=0.3 --set train.batch=32 --set train.kimg=600 --set train.keep_ckpts=2 --set train.ema_kimg=10 --set g.mapping_lr_mul=0.1 --set d.mbstd_group=16) ;;
   # demo-8mm-mlr from 369 kimg with MSGAN's mode-seeking term at weight 0.5 (its gradient on G is about
-  # as large as the adversarial one at weight 1: runs/README.md; variety study, stop 29)
+  # as large as the adversarial one at weight 1: docs/quality.md; variety study, stop 29)
   demo-8mm-ms) PRESET=demo; DS=ds8mm; FROM=resume/demo-8mm-mlr/ckpt-00046125.safetensors; SET=(--set train.r1_gamma=0.3 --set train.kimg=600 --set train.keep_ckpts=2 --set train.ema_kimg=10 --set g.mapping_lr_mul=0.1 --set train.ms_weight=0.5) ;;
   4mm-f64)  PRESET=4mm-f64; DS=ds4mm; SET=(--set train.batch=8 --set train.kimg=400 --set train.keep_ckpts=2 --set train.tick_kimg=0.1 --set train.snap_ticks=1) ;;
   *) echo "error: unknown run $NAME" >&2; exit 2 ;;

@@ -86,13 +86,14 @@ def main(name: str, ckpt: str, source: str) -> None:
     else:
         cache = out / f"projected-{source}.npz"
         if cache.is_file():
-            ws, mse = np.load(cache)["ws"], np.load(cache)["mse"]
+            with np.load(cache) as f:
+                ws, mse = f["ws"], f["mse"]
         else:
             train = np.load(HERE / "ds8mm-train" / "volumes.npy", mmap_mode="r")
             ws, mse = project_batch(model, np.asarray(train[: int(source)], dtype=np.float32))
             np.savez(cache, ws=ws, mse=mse)
-    mu, cov = ws.mean(0), np.cov(ws, rowvar=False)
-    ev, vec = np.linalg.eigh(np.cov(w_map, rowvar=False))
+    mu, cov, cov_map = ws.mean(0), np.cov(ws, rowvar=False), np.cov(w_map, rowvar=False)
+    ev, vec = np.linalg.eigh(cov_map)
     order = np.argsort(ev)[::-1]
     ev, vec = ev[order], vec[:, order]
     proj_sd = (ws - mu) @ vec
@@ -102,7 +103,7 @@ def main(name: str, ckpt: str, source: str) -> None:
         "projection_mse_mean": float(mse.mean()),
         "mean_offset_over_mapped_spread": float(np.linalg.norm(mu - w_map.mean(0)) / np.sqrt(ev.sum())),
         "participation_ratio": {
-            "mapped": participation_ratio(np.cov(w_map, rowvar=False)),
+            "mapped": participation_ratio(cov_map),
             "fitted": participation_ratio(cov),
         },
         "sd_ratio_fitted_over_mapped_on_mapped_axes": (proj_sd.std(0, ddof=1) / np.sqrt(ev)).round(3).tolist(),

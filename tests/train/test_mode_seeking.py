@@ -68,8 +68,7 @@ def test_g_main_adds_weight_over_ratio_and_its_gradient_pushes_pairs_apart():
     total.backward()
     den = (z[:2] - z[2:]).abs().mean().item()
     coef = -w / (r + 1e-5) ** 2 / (2 * img[0].numel() * den)
-    zero_d = 0.0  # the adversarial part has no gradient with ZeroD
-    expected_a = coef * torch.sign(img[:2] - img[2:]) + zero_d
+    expected_a = coef * torch.sign(img[:2] - img[2:])  # ZeroD: the adversarial part has no gradient
     torch.testing.assert_close(g.img.grad[:2], expected_a, rtol=1e-9, atol=1e-15)
     torch.testing.assert_close(g.img.grad[2:], -expected_a, rtol=1e-9, atol=1e-15)
     with torch.no_grad():
