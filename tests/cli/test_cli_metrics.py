@@ -81,12 +81,13 @@ def test_metrics_command_on_a_nifti_folder(demo_ckpt: Path, dataset_dir: Path, t
         (["--metrics", "kid"], "unknown metric"),
         (["--reference", "x"], "reference"),
         (["--seeds", "0-3"], "--seeds only applies with --ckpt"),
+        (["--prior", "demo-8mm"], "--prior only applies with --ckpt"),
     ],
 )
 def test_metrics_command_user_errors(demo_ckpt: Path, dataset_dir: Path, tmp_path: Path, capsys, extra, message):
     extra = [str(tmp_path) if e == "FAKE" else e for e in extra]
     base = ["metrics", "--data", str(dataset_dir), "-q"]
-    if "--seeds" not in extra:
+    if "--seeds" not in extra and "--prior" not in extra:
         base += ["--ckpt", str(demo_ckpt)]
     else:
         base += ["--fake", str(tmp_path)]

@@ -181,7 +181,7 @@ def bench_projection(trainer, settings: BenchSettings, v: Variant, reference: Re
             synth = G.synthesis(ws, noise=noise)
         synth = match_saturation(synth.float(), target)
         mse, pooled = reconstruction_loss(synth, target, None, 8)
-        loss = mse + pooled + 1e5 * noise_regularization(noise)
+        loss = (mse + pooled + 1e5 * noise_regularization(noise)).sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -26,6 +26,10 @@ CKPT_HELP = (
 DEVICE_HELP = "Device to run on: cpu, cuda, cuda:1, ..."
 NOISE_HELP = "Noise inputs: const (the model's fixed maps), random (drawn from each seed) or none."
 TRUNC_HELP = "Truncation psi: 1 = none, smaller = closer to the average volume."
+PRIOR_HELP = (
+    "Draw the seeds' w from a fitted W prior instead of the mapping network: a prior file "
+    "(stylegan3d fit-prior) or a shipped model's name (its prior, stylegan3d info --models)."
+)
 
 
 @contextlib.contextmanager
@@ -48,14 +52,16 @@ def _out_dir(out: Path) -> Path:
     return out
 
 
-def _load(ckpt: Path, device: str):
+def _load(ckpt: Path, device: str, prior: str | None = None):
     from stylegan3d.infer.api import load
     from stylegan3d.models import resolve_model_or_path
 
     path = resolve_model_or_path(ckpt)
     if not path.exists():
         raise UserError(f"checkpoint not found: {ckpt}")
-    return load(path, device)
+    model = load(path, device)
+    model.set_prior(prior)
+    return model
 
 
 def parse_latent_specs(text: str, what: str) -> list[int | Path]:
@@ -95,6 +101,7 @@ def generate(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
     seeds: Annotated[str, typer.Option(help="Seeds, e.g. 0-7 or 1,5,9.")] = "0-7",
     trunc: Annotated[float, typer.Option(help=TRUNC_HELP)] = 1.0,
+    prior: Annotated[str | None, typer.Option(help=PRIOR_HELP)] = None,
     noise: Annotated[str, typer.Option(help=NOISE_HELP)] = "const",
     labels: Annotated[
         str | None, typer.Option(help="Class labels of a conditional model: one, or one per seed (e.g. 0,1,1).")
@@ -106,7 +113,7 @@ def generate(
     """Generate one volume per seed: NIfTI (dataset world frame, [0, 1]) + tri-planar PNG, and a contact sheet."""
     seed_list = parse_int_list(seeds)
     with _notes():
-        model = _load(ckpt, device)
+        model = _load(ckpt, device, prior)
         paths = model.generate_to_dir(
             seed_list,
             _out_dir(out),
@@ -172,6 +179,7 @@ def mix(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
     styles: Annotated[str, typer.Option(help="Style layers taken from the columns (0 = coarsest), e.g. 0-3.")] = "0-3",
     trunc: Annotated[float, typer.Option(help=TRUNC_HELP)] = 1.0,
+    prior: Annotated[str | None, typer.Option(help=PRIOR_HELP)] = None,
     noise: Annotated[str, typer.Option(help=NOISE_HELP)] = "const",
     labels: Annotated[str | None, typer.Option(help=ONE_LABEL_HELP)] = None,
     batch: Annotated[int, typer.Option(help="Volumes per forward pass.")] = 8,
@@ -184,7 +192,7 @@ def mix(
     layers = parse_int_list(styles, "styles")
     label = _one_label(labels)
     with _notes():
-        model = _load(ckpt, device)
+        model = _load(ckpt, device, prior)
         paths = model.mix_to_dir(
             row_specs,
             col_specs,
@@ -208,6 +216,7 @@ def interpolate(
     frames: Annotated[int, typer.Option(help="Frames per segment between two keys.")] = 16,
     space: Annotated[str, typer.Option(help="z: spherical interpolation of seeds' z; w: linear in w.")] = "w",
     trunc: Annotated[float, typer.Option(help=TRUNC_HELP)] = 1.0,
+    prior: Annotated[str | None, typer.Option(help=PRIOR_HELP)] = None,
     noise: Annotated[str, typer.Option(help=NOISE_HELP)] = "const",
     labels: Annotated[str | None, typer.Option(help=ONE_LABEL_HELP)] = None,
     fps: Annotated[int, typer.Option(help="Frames per second of the GIF.")] = 8,
@@ -221,7 +230,7 @@ def interpolate(
         raise UserError("--fps must be >= 1")
     label = _one_label(labels)
     with _notes():
-        model = _load(ckpt, device)
+        model = _load(ckpt, device, prior)
         paths = model.interpolate_to_dir(
             keys,
             _out_dir(out),
@@ -238,3 +247,39 @@ def interpolate(
     gif = [p for p in paths if p.suffix == ".gif"]
     extra = "" if gif else " (Pillow missing: frames written as PNG instead of a GIF)"
     typer.echo(f"wrote {len(paths)} files to {out}{extra}")
+
+
+@app.command("fit-prior")
+def fit_prior(
+    ckpt: Annotated[Path, typer.Option("--ckpt", "--model", help=CKPT_HELP)],
+    data: Annotated[
+        Path, typer.Option("--data", help="Volumes on the model grid: a prepared dataset, NIfTI folder or .npy.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Prior file to write (.prior.safetensors by convention).")],
+    n: Annotated[int | None, typer.Option("--n", help="Use the first N volumes (default: all).")] = None,
+    steps: Annotated[int, typer.Option(help="Projection steps per volume (W space).")] = 300,
+    batch: Annotated[int, typer.Option(help="Volumes projected at once (memory grows with it).")] = 32,
+    seed: Annotated[int, typer.Option(help="Seed of the projections' w noise.")] = 0,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "cpu",
+) -> None:
+    """Fit a W prior: project real volumes into W and fit a Gaussian to their w (for --prior)."""
+    from stylegan3d.metrics.volumes import as_volume_set
+
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give the prior file to write")
+    if n is not None and n < 2:
+        raise UserError("--n must be >= 2")
+    with _notes():
+        model = _load(ckpt, device)
+        vols = as_volume_set(data, "data")
+        if n is not None:
+            if n > len(vols):
+                raise UserError(f"--n {n} but {data} holds {len(vols)} volumes")
+            vols = vols.subset(list(range(n)))
+        prior = model.fit_prior(vols, steps=steps, batch=batch, seed=seed, progress=True, source=str(data))
+        prior.save(out)
+    i = prior.info
+    typer.echo(
+        f"fitted a W prior to {i['n']} volumes ({i['seconds']:.0f} s; projection MSE "
+        f"{i['projection_mse']['mean']:.4f}, {i['effective_dimension']:.1f} effective dimensions); wrote {out}"
+    )

@@ -34,6 +34,9 @@ def metrics(
     n_real: Annotated[int | None, typer.Option("--n-real", help="Use a random subset of this many reals.")] = None,
     seeds: Annotated[str | None, typer.Option(help="Seeds for --ckpt, e.g. 0-63 (default 0..n-1).")] = None,
     trunc: Annotated[float, typer.Option(help="Truncation psi for --ckpt.")] = 1.0,
+    prior: Annotated[
+        str | None, typer.Option(help="W prior for --ckpt's seeds: a prior file or a shipped model's name.")
+    ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the full results as JSON here.")] = None,
     markdown: Annotated[Path | None, typer.Option(help="Also write the table as Markdown here.")] = None,
     real_vs_real: Annotated[
@@ -76,12 +79,15 @@ def metrics(
     seed_list = parse_int_list(seeds, "seeds") if seeds is not None else None
     if ckpt is None and seed_list is not None:
         raise UserError("--seeds only applies with --ckpt")
+    if ckpt is None and prior is not None:
+        raise UserError("--prior only applies with --ckpt")
     settings = EvalSettings(
         metrics=metrics_,
         n=n,
         n_real=n_real,
         seeds=seed_list,
         psi=trunc,
+        prior=prior,
         real_vs_real=real_vs_real,
         reference=reference,
         seed=seed,

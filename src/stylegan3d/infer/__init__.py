@@ -10,7 +10,7 @@ targets and masks), :mod:`~stylegan3d.infer.projector` (the optimisation, ``Proj
 from stylegan3d.data.io import write_nifti
 from stylegan3d.infer.api import Latent, Model, ModelGeometry, ProjectionResult, load
 from stylegan3d.infer.latents import save_latent
-from stylegan3d.infer.projector import ProjectorConfig, project_volume
+from stylegan3d.infer.projector import ProjectorConfig, project_volume, project_volumes
 from stylegan3d.metrics.reconstruction import reconstruction_metrics
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "ProjectorConfig",
     "load",
     "project_volume",
+    "project_volumes",
     "reconstruction_metrics",
     "save_latent",
     "write_nifti",

@@ -16,8 +16,10 @@ documentation here, where ``help(Model)`` shows it.
 >>> res.metrics["ssim"], res.save("proj/")
 
 Latents: seeds name ``z = seeds_to_z(seeds)``; ws are ``[N, num_ws, w_dim]``; volumes are
-``[N, C, D, H, W]`` numpy arrays in [0, 1] (``to_unit_range`` of the network output). The
-command line (``stylegan3d generate|project|mix|interpolate``) is a thin layer over this module.
+``[N, C, D, H, W]`` numpy arrays in [0, 1] (``to_unit_range`` of the network output). After
+``model.set_prior(...)`` seeds name w drawn from a fitted W prior instead of ``mapping(z)``
+(:mod:`~stylegan3d.infer.prior`; shipped models may ship one: ``model.set_prior("demo-8mm")``).
+The command line (``stylegan3d generate|project|mix|interpolate``) is a thin layer over this module.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from stylegan3d.data.io import write_nifti
 from stylegan3d.errors import UserError
 from stylegan3d.infer.geometry import ModelGeometry, geometry_from_sidecar
 from stylegan3d.infer.latents import Latent, labels_to_c, load_latent
+from stylegan3d.infer.prior import WPrior
 from stylegan3d.infer.projector import ProjectionResult
 from stylegan3d.infer.targets import prepare_target, preprocess_target
 from stylegan3d.nn import seeds_to_z, to_unit_range
@@ -45,7 +48,7 @@ from stylegan3d.util import progress_bar, resolve_device
 if TYPE_CHECKING:
     from stylegan3d.checkpoint import Checkpoint, Sidecar
 
-__all__ = ["Latent", "Model", "ModelGeometry", "ProjectionResult", "load"]
+__all__ = ["Latent", "Model", "ModelGeometry", "ProjectionResult", "WPrior", "load"]
 
 
 def load(ckpt: str | os.PathLike | Checkpoint, device: str | torch.device = "cpu") -> Model:
@@ -58,7 +61,11 @@ def load(ckpt: str | os.PathLike | Checkpoint, device: str | torch.device = "cpu
 
 
 class Model:
-    """A loaded generator with its configuration and world geometry (see :func:`load`)."""
+    """A loaded generator with its configuration and world geometry (see :func:`load`).
+
+    ``prior``: None (seeds go through the mapping network) or the :class:`WPrior` that seeds are
+    drawn from (:meth:`set_prior`).
+    """
 
     def __init__(
         self, G: torch.nn.Module, config: Config, geometry: ModelGeometry, sidecar: Sidecar, device: torch.device
@@ -68,6 +75,7 @@ class Model:
         self.geometry = geometry
         self.sidecar = sidecar
         self.device = device
+        self.prior: WPrior | None = None
 
     @classmethod
     def from_checkpoint(cls, ckpt: str | os.PathLike | Checkpoint, device: str | torch.device = "cpu") -> Model:
@@ -120,13 +128,63 @@ class Model:
         return write_nifti(a, self.geometry.affine, path, mni=self.geometry.frame == "mni")
 
     # ------------------------------------------------------------------ latents
+    def set_prior(self, prior: WPrior | str | os.PathLike | None) -> WPrior | None:
+        """Draw the w of seeds from a fitted W prior from now on (None: the mapping network again).
+
+        ``prior``: a :class:`WPrior`, a prior file, or the name of a shipped model whose prior ships
+        (``stylegan3d info --models``). A prior fitted to another model gives a UserError.
+        """
+        if prior is None:
+            self.prior = None
+            return None
+        if self.G.c_dim:
+            raise UserError("a W prior is for unconditional models (this one has class labels)")
+        name = "the W prior"
+        if not isinstance(prior, WPrior):
+            from stylegan3d.models import resolve_prior
+
+            path = resolve_prior(prior)
+            prior, name = WPrior.load(path), f"W prior {path.name}"
+        prior.check_model(self.w_dim, self.sha256, name)
+        self.prior = prior
+        return prior
+
+    def fit_prior(
+        self, volumes: Any, steps: int = 300, batch: int = 32, seed: int = 0, progress: bool = False, source: str = ""
+    ) -> WPrior:
+        """Project ``volumes [N, C, D, H, W]`` (in [0, 1], on the model grid) into W and fit a Gaussian
+        (:func:`stylegan3d.infer.prior.fit_prior`); use it with :meth:`set_prior` or save it."""
+        from stylegan3d.infer.prior import fit_prior
+
+        if self.G.c_dim:
+            raise UserError("a W prior is for unconditional models (this one has class labels)")
+        # a VolumeSet (metrics.volumes) has get(rows) and shape (C, D, H, W); an array has shape (N, C, D, H, W)
+        shape = tuple(volumes.shape) if hasattr(volumes, "get") else tuple(np.shape(volumes)[1:])
+        want = (self.channels, *self.geometry.shape)
+        if shape != want:
+            raise UserError(f"volumes have shape {list(shape)} (C, D, H, W) but the model makes {list(want)}")
+        G = self.G.requires_grad_(False)
+        return fit_prior(
+            G, volumes, steps=steps, batch=batch, seed=seed, model_sha256=self.sha256, source=source, progress=progress
+        )
+
     def ws_from_seeds(
         self, seeds: Sequence[int], trunc: float = 1.0, labels: Any = None, trunc_cutoff: int | None = None
     ) -> torch.Tensor:
-        """``ws [N, num_ws, w_dim]`` (on the model's device) of ``seeds``, truncated toward ``w_avg`` by ``trunc``."""
+        """``ws [N, num_ws, w_dim]`` (on the model's device) of ``seeds``, truncated toward ``w_avg`` by ``trunc``
+        (with a prior: drawn from it, truncated toward its mean)."""
         seeds = [int(s) for s in seeds]
         if not seeds:
             raise UserError("no seeds given")
+        if self.prior is not None:
+            if labels is not None:
+                raise UserError("a W prior is for unconditional models: give no labels")
+            w = torch.from_numpy(self.prior.sample(seeds))
+            ws = w[:, None].repeat(1, self.num_ws, 1)
+            mean = torch.from_numpy(self.prior.mean).float()
+            cut = self.num_ws if trunc_cutoff is None else trunc_cutoff
+            ws[:, :cut] = mean + trunc * (ws[:, :cut] - mean)
+            return ws.to(self.device)
         z = seeds_to_z(seeds, self.G.z_dim)
         c = labels_to_c(labels, len(seeds), self.G.c_dim)
         with torch.no_grad():
@@ -143,7 +201,8 @@ class Model:
 
     def latent_from_seed(self, seed: int, trunc: float = 1.0, labels: Any = None) -> Latent:
         ws = self.ws_from_seeds([seed], trunc, labels)[0]
-        return Latent(ws=ws, name=f"seed{seed}", z=seeds_to_z([seed], self.G.z_dim)[0], seed=int(seed))
+        z = seeds_to_z([seed], self.G.z_dim)[0] if self.prior is None else None
+        return Latent(ws=ws, name=f"seed{seed}", z=z, seed=int(seed))
 
     def load_latent(self, path: str | os.PathLike) -> Latent:
         """Read a latent ``.npz`` (from :meth:`project`); latents of another model give a UserError."""
@@ -366,6 +425,8 @@ class Model:
             raise UserError(f"interpolation space must be z or w, got {space!r}")
         if frames < 1:
             raise UserError("frames must be >= 1")
+        if space == "z" and self.prior is not None:
+            raise UserError("z-space interpolation goes through the mapping network; with a W prior use --space w")
         lats = self.latents(keys, trunc, labels)
         if len(lats) < 2:
             raise UserError("interpolation needs at least two keys")

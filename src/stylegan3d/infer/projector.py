@@ -8,6 +8,8 @@ The optimisation follows the reference projector of StyleGAN2 / 3D-StyleGAN:
 * the per-layer noise maps are optimised too, starting from N(0, 1), and renormalised to zero
   mean and unit variance after every step; an optional multi-scale autocorrelation penalty
   (weight ``noise_reg``, default 0 as in the 3D reference) keeps them from encoding the image.
+  (``noise_init="const"`` starts from the model's fixed maps instead; with ``optimize_noise=False``
+  they stay those, which is how :mod:`~stylegan3d.infer.prior` projects a cohort into W.)
   The 2D projector's weight 1e5 is tuned for LPIPS and megapixel maps: on these small 3D maps
   the penalty's white-noise floor alone (~1/voxels per axis and scale) times 1e5 is 3-4 orders
   of magnitude above the MSE, so Adam moves the maps by the penalty only and never towards the
@@ -25,6 +27,11 @@ The optimisation follows the reference projector of StyleGAN2 / 3D-StyleGAN:
 
 Shapes: targets ``[C, D, H, W]`` in [0, 1], masks ``[D, H, W]`` (bool), ws ``[num_ws, w_dim]``,
 noise maps as ``G.synthesis.noise_shapes()`` (``[1, 1, *res]`` per layer).
+
+:func:`project_volumes` projects a batch ``[N, C, D, H, W]`` at once: every loss term is computed
+per volume and summed, and Adam's update is per element, so each volume follows the path of its own
+:func:`project_volume` call (each has its own random stream seeded by ``seed``), up to float
+rounding, at a fraction of the time per volume.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from stylegan3d.nn import to_unit_range
 from stylegan3d.util import progress_bar
 
 SPACES = ("w", "w+")
+NOISE_INITS = ("random", "const")
 
 
 @dataclass
@@ -75,6 +83,8 @@ class ProjectorConfig:
     """Weight of the deepbet-feature distance (0 = off)."""
     w_avg_samples: int = 10000
     optimize_noise: bool = True
+    noise_init: str = "random"
+    """Start of the noise maps: ``random`` (N(0, 1) from ``seed``) or ``const`` (the model's fixed maps)."""
     seed: int = 0
     """Seed of the initial noise maps, the w noise and the z samples for the mean w."""
 
@@ -89,6 +99,8 @@ class ProjectorConfig:
             raise UserError("lr must be > 0")
         if not (0 <= self.lr_rampup <= 1 and 0 <= self.lr_rampdown <= 1 and 0 <= self.noise_ramp <= 1):
             raise UserError("lr_rampup, lr_rampdown and noise_ramp are fractions of the steps in [0, 1]")
+        if self.noise_init not in NOISE_INITS:
+            raise UserError(f"noise_init must be one of {', '.join(NOISE_INITS)}, got {self.noise_init!r}")
         if self.pool < 1 or self.w_avg_samples < 1:
             raise UserError("pool and w_avg_samples must be >= 1")
         if self.perceptual < 0 or self.noise_reg < 0 or self.w_noise < 0:
@@ -113,17 +125,17 @@ def w_noise_scale(t: float, cfg: ProjectorConfig, w_std: float) -> float:
 
 
 def noise_regularization(noise: list[torch.Tensor], min_size: int = 8) -> torch.Tensor:
-    """Multi-scale autocorrelation penalty of noise maps ``[1, 1, *res]``.
+    """Multi-scale autocorrelation penalty of noise maps ``[N, 1, *res]``, one value per volume ``[N]``.
 
     Sum over maps, scales (2x average pooling while every side is > ``min_size``) and spatial
     axes of the squared mean product of the map with itself shifted by one voxel (circularly).
     Zero-mean white noise scores ~0; smooth structure (an image hidden in the noise) scores high.
     """
-    total = noise[0].new_zeros(())
+    total = noise[0].new_zeros(noise[0].shape[0])
     for v in noise:
         while True:
             for axis in range(2, v.ndim):
-                total = total + (v * torch.roll(v, shifts=1, dims=axis)).mean().square()
+                total = total + (v * torch.roll(v, shifts=1, dims=axis)).flatten(1).mean(1).square()
             if min(v.shape[2:]) <= min_size:
                 break
             v = F.avg_pool3d(v, kernel_size=2) if v.ndim == 5 else F.avg_pool2d(v, kernel_size=2)
@@ -131,11 +143,12 @@ def noise_regularization(noise: list[torch.Tensor], min_size: int = 8) -> torch.
 
 
 def renormalize_noise_(noise: list[torch.Tensor]) -> None:
-    """In place: every noise map to zero mean and unit variance."""
+    """In place: every noise map ``[N, 1, *res]`` to zero mean and unit variance, per volume."""
     with torch.no_grad():
         for v in noise:
-            v -= v.mean()
-            v *= v.square().mean().rsqrt()
+            dims = tuple(range(1, v.ndim))
+            v -= v.mean(dims, keepdim=True)
+            v *= v.square().mean(dims, keepdim=True).rsqrt()
 
 
 def pool_factor(shape: tuple[int, ...] | list[int], pool: int = 8) -> int:
@@ -149,11 +162,12 @@ def _pool(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def masked_mse(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Mean squared difference of ``[N, C, *S]`` tensors over the voxels where ``mask [N, 1, *S]`` is 1."""
-    d = (x - y).square()
+    """Mean squared difference of ``[N, C, *S]`` tensors per volume ``[N]``, over the voxels where
+    ``mask [N, 1, *S]`` is 1."""
+    d = (x - y).square().flatten(1)
     if mask is None:
-        return d.mean()
-    return (d * mask).sum() / (mask.sum() * x.shape[1]).clamp_min(1.0)
+        return d.mean(1)
+    return (d * mask.expand_as(x).flatten(1)).sum(1) / (mask.flatten(1).sum(1) * x.shape[1]).clamp_min(1.0)
 
 
 def match_saturation(synth: torch.Tensor, target: torch.Tensor, lo: float = -1.0, hi: float = 1.0) -> torch.Tensor:
@@ -170,7 +184,7 @@ def match_saturation(synth: torch.Tensor, target: torch.Tensor, lo: float = -1.0
 def reconstruction_loss(
     synth: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, pool: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(full-resolution MSE, pooled MSE) of ``[N, C, *S]`` volumes, inside ``mask`` if given.
+    """(full-resolution MSE, pooled MSE) of ``[N, C, *S]`` volumes, each ``[N]``, inside ``mask`` if given.
 
     With a mask, both volumes are multiplied by it before pooling and the pooled term is
     averaged over the pooled voxels that touch the mask.
@@ -216,9 +230,10 @@ class DeepbetFeatures(torch.nn.Module):
         return [f / (f.square().sum(1, keepdim=True) + 1e-10).sqrt() for f in feats]
 
     def distance(self, x: torch.Tensor, target_feats: list[torch.Tensor]) -> torch.Tensor:
-        """Mean over stages of the squared feature difference to precomputed ``target_feats``."""
+        """Mean over stages of the squared feature difference to precomputed ``target_feats``, per volume ``[N]``."""
         feats = self.features(x)
-        return sum((a - b).square().sum(1).mean() for a, b in zip(feats, target_feats, strict=True)) / len(feats)
+        pairs = zip(feats, target_feats, strict=True)
+        return sum((a - b).square().sum(1).flatten(1).mean(1) for a, b in pairs) / len(feats)
 
 
 @dataclass
@@ -233,6 +248,7 @@ class ProjectionOutput:
     """[C, D, H, W] in [0, 1]."""
     history: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    """Wall time of the projection (of the whole batch for :func:`project_volumes`)."""
     config: dict = field(default_factory=dict)
 
 
@@ -269,26 +285,50 @@ def project_volume(
         c: label ``[1, c_dim]`` for conditional models (used for the mean w).
         progress: show a rich progress bar.
     """
+    return project_volumes(G, target[None], None if mask is None else mask[None], cfg, c, progress)[0]
+
+
+def project_volumes(
+    G: torch.nn.Module,
+    targets: torch.Tensor,
+    masks: torch.Tensor | None = None,
+    cfg: ProjectorConfig | None = None,
+    c: torch.Tensor | None = None,
+    progress: bool = False,
+) -> list[ProjectionOutput]:
+    """:func:`project_volume` of every volume of ``targets [N, C, D, H, W]`` at once (one output each).
+
+    ``masks``: optional ``[N, D, H, W]`` booleans. Each volume has its own latent, noise maps, loss
+    and random stream (seeded by ``cfg.seed``), so the results equal N single projections up to float
+    rounding; the batch shares the forward passes. Memory grows with N: chunk large cohorts.
+    """
     cfg = (cfg or ProjectorConfig()).validate()
     device = G.mapping.w_avg.device
     res = tuple(G.synthesis.resolution)
     expected = (G.synthesis.torgb.bias.shape[0], *res)
-    if tuple(target.shape) != expected:
-        raise UserError(f"target shape {list(target.shape)} does not match the model output {list(expected)}")
-    if mask is not None and tuple(mask.shape) != res:
-        raise UserError(f"mask shape {list(mask.shape)} does not match the model resolution {list(res)}")
+    if targets.ndim != 5 or tuple(targets.shape[1:]) != expected or len(targets) == 0:
+        raise UserError(f"target shape {list(targets.shape[1:])} does not match the model output {list(expected)}")
+    if masks is not None and tuple(masks.shape) != (len(targets), *res):
+        raise UserError(f"mask shape {list(masks.shape[1:])} does not match the model resolution {list(res)}")
     t0 = time.perf_counter()
-    target_net = (target.to(device).float() * 2.0 - 1.0).unsqueeze(0)
-    mask_t = None if mask is None else mask.to(device).float()[None, None]
-    if mask_t is not None and float(mask_t.sum()) == 0:
+    n = len(targets)
+    target_net = targets.to(device).float() * 2.0 - 1.0
+    mask_t = None if masks is None else masks.to(device).float()[:, None]
+    if mask_t is not None and bool((mask_t.flatten(1).sum(1) == 0).any()):
         raise UserError("the mask is empty at the model resolution")
 
     w_avg, w_std = mean_w(G, cfg.w_avg_samples, cfg.seed, c)
     num_ws = G.synthesis.num_ws
     n_opt = 1 if cfg.space == "w" else num_ws
-    w_opt = w_avg.detach().clone()[None, None].repeat(1, n_opt, 1).requires_grad_(True)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    noise = [torch.randn(s, generator=gen).to(device).requires_grad_(True) for s in G.synthesis.noise_shapes()]
+    w_opt = w_avg.detach().clone()[None, None].repeat(n, n_opt, 1).requires_grad_(True)
+    gens = [torch.Generator().manual_seed(cfg.seed) for _ in range(n)]
+    if cfg.noise_init == "const":
+        noise = [layer.noise_const.detach().expand(n, *layer.noise_const.shape[1:]) for layer in G.synthesis.layers]
+        noise = [v.clone().to(device) for v in noise]
+    else:
+        draws = [[torch.randn(s, generator=g) for s in G.synthesis.noise_shapes()] for g in gens]
+        noise = [torch.cat([d[i] for d in draws]).to(device) for i in range(len(draws[0]))]
+    noise = [v.requires_grad_(cfg.optimize_noise) for v in noise]
     params = [w_opt] + (noise if cfg.optimize_noise else [])
     opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999))
 
@@ -299,10 +339,12 @@ def project_volume(
             ref = target_net if mask_t is None else target_net * mask_t
             target_feats = perc.features(((ref + 1) / 2)[:, :1])
 
-    history: dict[str, list[float]] = {k: [] for k in ("loss", "mse", "pooled", "noise_reg", "perceptual", "lr")}
+    keys = ("loss", "mse", "pooled", "noise_reg", "perceptual")
+    history: list[dict[str, list[float]]] = [{k: [] for k in (*keys, "lr")} for _ in range(n)]
     from rich.progress import BarColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    columns = ("project {task.fields[space]}", BarColumn(), "{task.completed}/{task.total}")
+    label = "project {task.fields[space]}" + (f" ({n} volumes)" if n > 1 else "")
+    columns = (label, BarColumn(), "{task.completed}/{task.total}")
     columns += ("mse {task.fields[mse]:.4g}", TimeElapsedColumn(), TimeRemainingColumn())
     with progress_bar(*columns, enabled=progress) as bar:
         task = bar.add_task("project", total=cfg.steps, space=cfg.space.upper(), mse=float("nan"))
@@ -312,13 +354,13 @@ def project_volume(
             for group in opt.param_groups:
                 group["lr"] = lr
             sigma = w_noise_scale(t, cfg, w_std)
-            w_noise = torch.randn(w_opt.shape, generator=gen).to(device) * sigma
-            ws = (w_opt + w_noise).expand(1, num_ws, -1) if n_opt == 1 else w_opt + w_noise
+            w_noise = torch.stack([torch.randn(w_opt.shape[1:], generator=g) for g in gens]).to(device) * sigma
+            ws = (w_opt + w_noise).expand(n, num_ws, -1) if n_opt == 1 else w_opt + w_noise
             synth = match_saturation(G.synthesis(ws, noise=noise), target_net)
             mse, pooled = reconstruction_loss(synth, target_net, mask_t, cfg.pool)
             reg = noise_regularization(noise)
             loss = mse + pooled + cfg.noise_reg * reg
-            p_loss = torch.zeros(())
+            p_loss = torch.zeros(n, device=device)
             if perc is not None:
                 img = (synth + 1) / 2
                 if mask_t is not None:
@@ -326,32 +368,33 @@ def project_volume(
                 p_loss = perc.distance(img[:, :1], target_feats)
                 loss = loss + cfg.perceptual * p_loss
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.sum().backward()
             opt.step()
-            renormalize_noise_(noise)
-            for key, value in (
-                ("loss", loss),
-                ("mse", mse),
-                ("pooled", pooled),
-                ("noise_reg", reg),
-                ("perceptual", p_loss),
-            ):
-                history[key].append(float(value.detach()))
-            history["lr"].append(lr)
-            bar.update(task, advance=1, mse=float(mse.detach()))
+            if cfg.optimize_noise:
+                renormalize_noise_(noise)
+            for key, value in zip(keys, (loss, mse, pooled, reg, p_loss), strict=True):
+                for h, v in zip(history, value.detach().cpu().tolist(), strict=True):
+                    h[key].append(v)
+            for h in history:
+                h["lr"].append(lr)
+            bar.update(task, advance=1, mse=float(mse.detach().mean()))
 
     with torch.no_grad():
-        ws_final = w_opt.detach().expand(1, num_ws, -1) if n_opt == 1 else w_opt.detach()
+        ws_final = w_opt.detach().expand(n, num_ws, -1) if n_opt == 1 else w_opt.detach()
         noise_final = [v.detach().clone() for v in noise]
-        recon = to_unit_range(G.synthesis(ws_final, noise=noise_final))[0].cpu().numpy()
-    return ProjectionOutput(
-        ws=ws_final[0].clone().cpu(),
-        noise=[v.cpu() for v in noise_final],
-        reconstruction=recon,
-        history=history,
-        seconds=time.perf_counter() - t0,
-        config=asdict(cfg),
-    )
+        recon = to_unit_range(G.synthesis(ws_final, noise=noise_final)).cpu().numpy()
+    seconds = time.perf_counter() - t0
+    return [
+        ProjectionOutput(
+            ws=ws_final[i].clone().cpu(),
+            noise=[v[i : i + 1].cpu() for v in noise_final],
+            reconstruction=recon[i],
+            history=history[i],
+            seconds=seconds,
+            config=asdict(cfg),
+        )
+        for i in range(n)
+    ]
 
 
 @dataclass

@@ -74,6 +74,8 @@ class EvalSettings:
     """Seeds of the volumes generated from a checkpoint (default ``0..n-1``)."""
     psi: float = 1.0
     """Truncation of the volumes generated from a checkpoint."""
+    prior: str | None = None
+    """W prior (file or shipped name, :mod:`stylegan3d.infer.prior`) the checkpoint's seeds are drawn from."""
     real_vs_real: bool = True
     """Also compute every metric between the two real halves (the baseline)."""
     reference: str = "half"
@@ -223,10 +225,14 @@ def evaluate(fake: Any, real: Any, settings: EvalSettings | None = None) -> dict
             if s.n is not None and s.seeds is not None and len(seed_list) != s.n:
                 raise UserError(f"n={s.n} but {len(seed_list)} seeds given")
             t0 = time.perf_counter()
-            fake_vs, found = generate_volumes(fake, seed_list, psi=s.psi, batch=s.batch, device=s.device, progress=prog)
+            fake_vs, found = generate_volumes(
+                fake, seed_list, psi=s.psi, prior=s.prior, batch=s.batch, device=s.device, progress=prog
+            )
             timing["generate"] = time.perf_counter() - t0
             ckpt_sha = found.sha256
-            fake_info.update(source=str(found.path), checkpoint_sha256=ckpt_sha, psi=s.psi, kimg=found.meta.kimg)
+            fake_info.update(
+                source=str(found.path), checkpoint_sha256=ckpt_sha, psi=s.psi, prior=s.prior, kimg=found.meta.kimg
+            )
         elif fake is not None:
             fake_vs = as_volume_set(fake, "fake")
             if s.n is not None:

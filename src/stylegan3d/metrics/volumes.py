@@ -213,12 +213,13 @@ def generate_volumes(
     seeds: Sequence[int],
     *,
     psi: float = 1.0,
+    prior: str | os.PathLike | None = None,
     batch: int = 8,
     device: str = "cpu",
     progress: Any = None,
 ) -> tuple[VolumeSet, Checkpoint]:
     """Volumes from a checkpoint's EMA generator for ``seeds`` (:meth:`~stylegan3d.infer.api.Model.generate`
-    with ``noise_mode='const'``, ``batch`` seeds at a time).
+    with ``noise_mode='const'``, ``batch`` seeds at a time; w from the W ``prior`` when given).
 
     Returns ``(VolumeSet named seed0000..., the resolved Checkpoint)``. Large sets go to a temporary
     float16 memory map instead of RAM.
@@ -230,6 +231,7 @@ def generate_volumes(
     if found.config.model.c_dim:
         raise UserError("metrics for conditional checkpoints (c_dim > 0) are not supported")
     model = Model.from_checkpoint(found, device)
+    model.set_prior(prior)
     m = found.config.model
     shape = (len(seeds), int(m.channels), *[int(s) for s in m.resolution])
     keep = None
