@@ -88,6 +88,32 @@ def test_unknown_model_name_is_one_error_listing_the_shipped_names(shipped, comm
     assert not (tmp_path / "o").exists()
 
 
+def test_a_shipped_prior_is_found_by_the_models_name(shipped, tmp_path, capsys):
+    from stylegan3d.infer.api import load
+    from stylegan3d.infer.prior import WPrior
+
+    model = load("tiny-8mm")
+    g = np.random.default_rng(0).standard_normal((model.w_dim, model.w_dim))
+    WPrior(np.ones(model.w_dim), g @ g.T, {"model_sha256": model.sha256}).save(shipped / "tiny-8mm.prior.safetensors")
+    assert models.list_models() == ["tiny-8mm"] and models.list_priors() == ["tiny-8mm"]
+    assert models.resolve_prior("tiny-8mm") == shipped / "tiny-8mm.prior.safetensors"
+    assert main(["info", "--models", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["models"][0]["prior"] is True
+    out = tmp_path / "gen"
+    assert main(["generate", "--model", "tiny-8mm", "--prior", "tiny-8mm", "--seeds", "5", "--out", str(out)]) == 0
+    model.set_prior("tiny-8mm")
+    import nibabel as nib
+
+    np.testing.assert_allclose(
+        np.asarray(nib.load(out / "seed0005.nii.gz").dataobj), model.generate([5])[0, 0], atol=1e-5
+    )
+    (shipped / "tiny-8mm.prior.safetensors").unlink()
+    with pytest.raises(SystemExit) as exc:  # (this tiny model has no geometry: a note line comes first)
+        main(["generate", "--model", "tiny-8mm", "--prior", "tiny-8mm", "--seeds", "0", "--out", str(out)])
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exc.value.code == 2 and "no shipped prior named 'tiny-8mm'" in line and "shipped priors: none" in line
+
+
 def test_shipped_models_load_and_are_documented():
     """Every model in the real package folder loads safely and is named in the README."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
@@ -98,6 +124,13 @@ def test_shipped_models_load_and_are_documented():
         assert name in readme, f"shipped model {name} is not named in the README"
         x = g(torch.randn(2, g.z_dim), None, noise_mode="const")
         assert x.shape[2:] == tuple(g.cfg.resolution) and torch.isfinite(x).all()
+    for name in models.list_priors():
+        from stylegan3d.infer.api import load
+
+        model = load(name)
+        prior = model.set_prior(name)  # loads, and was fitted to this very model file
+        assert prior.info["model_sha256"] == model.sha256 and prior.info["n"] > model.w_dim
+        assert f"--prior {name}" in readme, f"the README does not show the W prior of {name}"
 
 
 def test_demo_uses_a_shipped_model_only_on_its_own_grid(shipped):

@@ -80,10 +80,11 @@ def info(
 
 
 def _list_models(as_json: bool) -> None:
-    """One line (or JSON record) per shipped model: name, preset, kimg, description, file."""
+    """One line (or JSON record) per shipped model: name, preset, kimg, description, file, W prior."""
     from stylegan3d.checkpoint import read_sidecar
-    from stylegan3d.models import list_models, model_path
+    from stylegan3d.models import list_models, list_priors, model_path
 
+    priors = set(list_priors())
     rows = []
     for name in list_models():
         path = model_path(name)
@@ -98,6 +99,7 @@ def _list_models(as_json: bool) -> None:
                 "kimg": meta.kimg,
                 "description": meta.extra.get("description", ""),
                 "file": str(path),
+                "prior": name in priors,
             }
         )
     if as_json:
@@ -108,4 +110,5 @@ def _list_models(as_json: bool) -> None:
     for r in rows:
         shape = "x".join(map(str, r["resolution"]))
         head = f"{r['name']:<12}  {r['preset']} {shape} at {r['spacing_mm']:g} mm, {r['kimg']:.1f} kimg"
-        typer.echo(f"{head}  {r['description']}")
+        prior = "  (ships a W prior: --prior " + r["name"] + ")" if r["prior"] else ""
+        typer.echo(f"{head}  {r['description']}{prior}")
