@@ -2,6 +2,7 @@
 half A of the held-out subjects, repeated over several disjoint seed sets.
 
     .venv/bin/python runs/variety.py NAME CKPT [SETS]   # CKPT: a training checkpoint or a shipped model name
+    PRIOR=demo-8mm .venv/bin/python runs/variety.py ...   # seeds drawn from a W prior (file or shipped name)
     .venv/bin/python runs/variety.py --table NAME...    # mean and SD per evaluated checkpoint
 
 Seed set s is seeds 1000·s … 1000·s + 127 for s = 2 … SETS + 1 (s = 2 is what `evaluate.sh` uses).
@@ -13,6 +14,7 @@ runs/eval/NAME/variety/ (committed).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +40,10 @@ def measure(name: str, ckpt: str, sets: int) -> None:
     source = ["--ckpt", ckpt] if Path(ckpt).is_file() else ["--model", ckpt]
     data = "ds4mm-heldout" if name.startswith("4mm") else "ds8mm-heldout"
     label = kimg_of(ckpt)
+    prior = os.environ.get("PRIOR")
+    if prior:
+        source += ["--prior", prior]
+        label += f"-prior-{Path(prior).name.removesuffix('.prior.safetensors')}"
     for s in range(2, sets + 2):
         path = out / f"kimg-{label}-seeds{s * 1000}.json"
         if path.is_file():

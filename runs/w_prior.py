@@ -3,7 +3,7 @@
     .venv/bin/python runs/w_prior.py NAME CKPT [N_PROJECT | mapped]
 
 Projects N training subjects (default 64) into W (one w per subject, the model's constant noise
-maps, 300 steps), fits a Gaussian to their w, and draws 128 volumes from it for 8
+maps, 300 steps; the library's batched projector), fits a Gaussian to their w, and draws 128 volumes from it for 8
 seed sets (the same protocol as runs/variety.py: 128 generated against half A of the held-out
 subjects, prdc + fd3d). If these cover the held-out subjects far better than the mapping's own
 samples, the synthesis network can make the cohort's variety and the mapping's W distribution is
@@ -22,17 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.progress import track
 
 from stylegan3d.infer.api import Model
-from stylegan3d.infer.projector import (
-    ProjectorConfig,
-    learning_rate,
-    match_saturation,
-    mean_w,
-    reconstruction_loss,
-    w_noise_scale,
-)
+from stylegan3d.infer.projector import ProjectorConfig, project_volumes
 from stylegan3d.metrics.evaluate import EvalSettings, evaluate
 from stylegan3d.metrics.volumes import VolumeSet
 
@@ -46,31 +38,13 @@ def participation_ratio(cov: np.ndarray) -> float:
 
 
 def project_batch(model: Model, targets: np.ndarray, steps: int = 300) -> tuple[np.ndarray, np.ndarray]:
-    """W projections of ``targets [N, C, D, H, W]`` in [0, 1], all at once: the library projector's
-    schedule and loss (lr ramps, w noise, full + pooled MSE, saturation matching) on one w per
-    subject, the model's constant noise maps. Adam's steps are per element, so this equals N single
-    projections (one at a time took 30 s each). Returns (w [N, w_dim], final MSE per subject)."""
-    G, cfg = model.G.requires_grad_(False), ProjectorConfig(space="w", steps=steps, optimize_noise=False).validate()
-    target = torch.from_numpy(targets) * 2 - 1
-    w_avg, w_std = mean_w(G, cfg.w_avg_samples, cfg.seed)
-    w = w_avg[None, None].repeat(len(target), 1, 1).requires_grad_(True)
-    noise = [n.expand(len(target), *n.shape[1:]) for n in model.const_noise()]
-    opt = torch.optim.Adam([w], lr=cfg.lr, betas=(0.9, 0.999))
-    gen = torch.Generator().manual_seed(cfg.seed)
-    for step in track(range(steps), description="project (W, batched)"):
-        t = step / steps
-        for group in opt.param_groups:
-            group["lr"] = learning_rate(t, cfg)
-        w_in = w + torch.randn(w.shape, generator=gen) * w_noise_scale(t, cfg, w_std)
-        synth = match_saturation(G.synthesis(w_in.expand(-1, model.num_ws, -1), noise=noise), target)
-        full, pooled = reconstruction_loss(synth, target, None, cfg.pool)
-        opt.zero_grad(set_to_none=True)
-        ((full + pooled) * len(target)).backward()
-        opt.step()
-    with torch.no_grad():
-        synth = G.synthesis(w.expand(-1, model.num_ws, -1), noise=noise).clamp(-1, 1)
-        err = ((synth - target) / 2).square().flatten(1).mean(1)
-    return w[:, 0].detach().numpy(), err.numpy()
+    """W projections of ``targets [N, C, D, H, W]`` in [0, 1] with the model's constant noise maps
+    (the library's batched projector, as ``stylegan3d fit-prior`` runs it). Returns (w [N, w_dim],
+    final MSE per subject)."""
+    cfg = ProjectorConfig(space="w", steps=steps, optimize_noise=False, noise_init="const")
+    outs = project_volumes(model.G.requires_grad_(False), torch.from_numpy(targets), cfg=cfg, progress=True)
+    err = [float(np.mean((o.reconstruction - t) ** 2)) for o, t in zip(outs, targets, strict=True)]
+    return np.stack([o.ws[0].numpy() for o in outs]), np.array(err)
 
 
 def main(name: str, ckpt: str, source: str) -> None:

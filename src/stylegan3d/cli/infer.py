@@ -257,7 +257,7 @@ def fit_prior(
     ],
     out: Annotated[Path, typer.Option("--out", help="Prior file to write (.prior.safetensors by convention).")],
     n: Annotated[int | None, typer.Option("--n", help="Use the first N volumes (default: all).")] = None,
-    steps: Annotated[int, typer.Option(help="Projection steps per volume (W space).")] = 300,
+    steps: Annotated[int, typer.Option(help="Projection steps per volume (W space).")] = 200,
     batch: Annotated[int, typer.Option(help="Volumes projected at once (memory grows with it).")] = 32,
     seed: Annotated[int, typer.Option(help="Seed of the projections' w noise.")] = 0,
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "cpu",

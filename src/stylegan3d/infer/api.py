@@ -150,7 +150,7 @@ class Model:
         return prior
 
     def fit_prior(
-        self, volumes: Any, steps: int = 300, batch: int = 32, seed: int = 0, progress: bool = False, source: str = ""
+        self, volumes: Any, steps: int = 200, batch: int = 32, seed: int = 0, progress: bool = False, source: str = ""
     ) -> WPrior:
         """Project ``volumes [N, C, D, H, W]`` (in [0, 1], on the model grid) into W and fit a Gaussian
         (:func:`stylegan3d.infer.prior.fit_prior`); use it with :meth:`set_prior` or save it."""

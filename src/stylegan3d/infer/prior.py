@@ -138,7 +138,7 @@ def fit_prior(
     G: torch.nn.Module,
     volumes: Any,
     *,
-    steps: int = 300,
+    steps: int = 200,
     batch: int = 32,
     seed: int = 0,
     model_sha256: str | None = None,
