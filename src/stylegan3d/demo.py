@@ -92,6 +92,7 @@ def run_demo(out: Path, cfg: DemoConfig | None = None) -> Path:
     from stylegan3d.data.synth import synth_cohort
     from stylegan3d.infer.api import load
     from stylegan3d.metrics.evaluate import EvalSettings, evaluate
+    from stylegan3d.models import list_priors
     from stylegan3d.train.loop import train
     from stylegan3d.viewer import Page
     from stylegan3d.viewer.build import add_mixing, add_projection, add_samples, write_viewer
@@ -163,6 +164,12 @@ def run_demo(out: Path, cfg: DemoConfig | None = None) -> Path:
         model.save_nifti(v, out / "samples" / f"seed{s:04d}.nii.gz")
     viewer = Page("stylegan3d demo: volumes in 3D")  # interactive NiiVue page beside the report
     add_samples(viewer, [f"seed{s:04d}" for s in seeds], list(vols), model.geometry.affine)
+    prior_png = None
+    if shipped is not None and cfg.model in list_priors():  # the same seeds, w from the model's fitted W prior
+        model.set_prior(cfg.model)
+        prior_vols = model.generate(seeds)
+        model.set_prior(None)
+        prior_png = save_contact_sheet(out / "samples-w-prior.png", list(prior_vols[:, 0]), ncols=4, spacing=spacing)
     mark("generate", t)
 
     _stage("5/7 style mixing")
@@ -211,6 +218,12 @@ def run_demo(out: Path, cfg: DemoConfig | None = None) -> Path:
         "it opens offline from disk.</p>"
     )
     sections.append(f"<h2>Samples (seeds {seeds[0]}–{seeds[-1]})</h2>{_img(samples_png)}")
+    if prior_png is not None:
+        sections.append(
+            f"<h2>Samples with the fitted W prior (--prior {html.escape(str(cfg.model))})</h2><p>The same seeds, "
+            "with w drawn from a Gaussian fitted to the training subjects projected into W instead of the "
+            "mapping network: more varied at the same fidelity (docs/quality.md).</p>" + _img(prior_png)
+        )
     sections.append(
         "<h2>Style mixing</h2><p>Top row: column sources; left column: row sources. Each cell takes the row's "
         f"latent with the column's coarse styles (layers {coarse[0]}–{coarse[-1]}).</p>{_img(mix_png)}"
