@@ -3,6 +3,7 @@ half A of the held-out subjects, repeated over several disjoint seed sets.
 
     .venv/bin/python runs/variety.py NAME CKPT [SETS]   # CKPT: a training checkpoint or a shipped model name
     PRIOR=demo-8mm .venv/bin/python runs/variety.py ...   # seeds drawn from a W prior (file or shipped name)
+    TRUNC=0.9 .venv/bin/python runs/variety.py ...        # truncation psi (toward the prior's mean with PRIOR)
     .venv/bin/python runs/variety.py --table NAME...    # mean and SD per evaluated checkpoint
 
 Seed set s is seeds 1000·s … 1000·s + 127 for s = 2 … SETS + 1 (s = 2 is what `evaluate.sh` uses).
@@ -44,6 +45,10 @@ def measure(name: str, ckpt: str, sets: int) -> None:
     if prior:
         source += ["--prior", prior]
         label += f"-prior-{Path(prior).name.removesuffix('.prior.safetensors')}"
+    trunc = os.environ.get("TRUNC")
+    if trunc:
+        source += ["--trunc", trunc]
+        label += f"-psi{trunc}"
     for s in range(2, sets + 2):
         path = out / f"kimg-{label}-seeds{s * 1000}.json"
         if path.is_file():
