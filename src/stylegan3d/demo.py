@@ -92,7 +92,6 @@ def run_demo(out: Path, cfg: DemoConfig | None = None) -> Path:
     from stylegan3d.data.synth import synth_cohort
     from stylegan3d.infer.api import load
     from stylegan3d.metrics.evaluate import EvalSettings, evaluate
-    from stylegan3d.models import list_priors
     from stylegan3d.train.loop import train
     from stylegan3d.viewer import Page
     from stylegan3d.viewer.build import add_mixing, add_projection, add_samples, write_viewer
@@ -164,12 +163,7 @@ def run_demo(out: Path, cfg: DemoConfig | None = None) -> Path:
         model.save_nifti(v, out / "samples" / f"seed{s:04d}.nii.gz")
     viewer = Page("stylegan3d demo: volumes in 3D")  # interactive NiiVue page beside the report
     add_samples(viewer, [f"seed{s:04d}" for s in seeds], list(vols), model.geometry.affine)
-    prior_png = None
-    if shipped is not None and cfg.model in list_priors():  # the same seeds, w from the model's fitted W prior
-        model.set_prior(cfg.model)
-        prior_vols = model.generate(seeds)
-        model.set_prior(None)
-        prior_png = save_contact_sheet(out / "samples-w-prior.png", list(prior_vols[:, 0]), ncols=4, spacing=spacing)
+    prior_png = prior_samples(model, cfg.model, seeds, out / "samples-w-prior.png") if shipped is not None else None
     mark("generate", t)
 
     _stage("5/7 style mixing")
@@ -260,6 +254,22 @@ def run_demo(out: Path, cfg: DemoConfig | None = None) -> Path:
     atomic_write_text(out / "report.html", page)
     atomic_write_json(out / "timings.json", timings)
     return out / "report.html"
+
+
+def prior_samples(model, name: str | None, seeds: list[int], path: Path) -> Path | None:
+    """Contact sheet of ``seeds`` with w from the W prior shipped as ``name`` (None when none ships);
+    the model samples through its mapping again afterwards."""
+    from stylegan3d.models import list_priors
+    from stylegan3d.viz import save_contact_sheet
+
+    if name is None or name not in list_priors():
+        return None
+    model.set_prior(name)
+    try:
+        vols = model.generate(seeds)
+    finally:
+        model.set_prior(None)
+    return save_contact_sheet(path, list(vols[:, 0]), ncols=4, spacing=model.geometry.spacing)
 
 
 def shipped_model(name: str | None, cfg) -> Path | None:

@@ -141,3 +141,19 @@ def test_demo_uses_a_shipped_model_only_on_its_own_grid(shipped):
     assert shipped_model("tiny-8mm", apply_overrides(demo, ["resolution=[10,12,14]"])) is None
     assert shipped_model("tiny-8mm", apply_overrides(demo, ["spacing_mm=4"])) is None
     assert shipped_model("absent", demo) is None and shipped_model(None, demo) is None
+
+
+def test_demo_shows_samples_of_a_shipped_prior(shipped, tmp_path):
+    from stylegan3d.demo import prior_samples
+    from stylegan3d.infer.api import load
+    from stylegan3d.infer.prior import WPrior
+
+    model = load("tiny-8mm")
+    assert prior_samples(model, "tiny-8mm", [0, 1], tmp_path / "none.png") is None  # no prior ships yet
+    WPrior(np.zeros(model.w_dim), np.eye(model.w_dim), {"model_sha256": model.sha256}).save(
+        shipped / "tiny-8mm.prior.safetensors"
+    )
+    before = model.generate([0, 1])
+    path = prior_samples(model, "tiny-8mm", [0, 1], tmp_path / "prior.png")
+    assert path.stat().st_size > 0 and model.prior is None
+    np.testing.assert_array_equal(model.generate([0, 1]), before)  # back to the mapping
