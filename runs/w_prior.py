@@ -42,7 +42,7 @@ def project_batch(model: Model, targets: np.ndarray, steps: int = 300) -> tuple[
     (the library's batched projector, as ``stylegan3d fit-prior`` runs it). Returns (w [N, w_dim],
     final MSE per subject)."""
     cfg = ProjectorConfig(space="w", steps=steps, optimize_noise=False, noise_init="const")
-    outs = project_volumes(model.G.requires_grad_(False), torch.from_numpy(targets), cfg=cfg, progress=True)
+    outs = project_volumes(model.G, torch.from_numpy(targets), cfg=cfg, progress=True)
     err = [float(np.mean((o.reconstruction - t) ** 2)) for o, t in zip(outs, targets, strict=True)]
     return np.stack([o.ws[0].numpy() for o in outs]), np.array(err)
 

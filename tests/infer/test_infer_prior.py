@@ -114,7 +114,7 @@ def test_fit_prior_is_the_gaussian_of_the_projected_latents(model):
         w_true = model.G.mapping(torch.randn(6, model.G.z_dim, generator=g), None)[:, 0]
     vols = model.synthesize(w_true[:, None].repeat(1, model.num_ws, 1), "const")
     with pytest.warns(UserWarning, match="covariance is rank 5"):
-        prior = fit_prior(model.G.requires_grad_(False), vols, steps=150, batch=4, model_sha256="m")
+        prior = fit_prior(model.G, vols, steps=150, batch=4, model_sha256="m")
     cfg = ProjectorConfig(space="w", steps=150, optimize_noise=False, noise_init="const")
     w_proj = np.stack([o.ws[0].numpy() for o in project_volumes(model.G, torch.from_numpy(vols), cfg=cfg)])
     np.testing.assert_allclose(prior.mean, w_proj.mean(0), atol=1e-5)

@@ -137,8 +137,7 @@ class Model:
         if prior is None:
             self.prior = None
             return None
-        if self.G.c_dim:
-            raise UserError("a W prior is for unconditional models (this one has class labels)")
+        self._require_unconditional()
         name = "the W prior"
         if not isinstance(prior, WPrior):
             from stylegan3d.models import resolve_prior
@@ -155,18 +154,27 @@ class Model:
         """Project ``volumes [N, C, D, H, W]`` (in [0, 1], on the model grid) into W and fit a Gaussian
         (:func:`stylegan3d.infer.prior.fit_prior`); use it with :meth:`set_prior` or save it."""
         from stylegan3d.infer.prior import fit_prior
+        from stylegan3d.metrics.volumes import as_volume_set
 
+        self._require_unconditional()
+        volumes = as_volume_set(volumes)
+        want = (self.channels, *self.geometry.shape)
+        if volumes.shape != want:
+            raise UserError(f"volumes have shape {list(volumes.shape)} (C, D, H, W) but the model makes {list(want)}")
+        return fit_prior(
+            self.G,
+            volumes,
+            steps=steps,
+            batch=batch,
+            seed=seed,
+            model_sha256=self.sha256,
+            source=source,
+            progress=progress,
+        )
+
+    def _require_unconditional(self) -> None:
         if self.G.c_dim:
             raise UserError("a W prior is for unconditional models (this one has class labels)")
-        # a VolumeSet (metrics.volumes) has get(rows) and shape (C, D, H, W); an array has shape (N, C, D, H, W)
-        shape = tuple(volumes.shape) if hasattr(volumes, "get") else tuple(np.shape(volumes)[1:])
-        want = (self.channels, *self.geometry.shape)
-        if shape != want:
-            raise UserError(f"volumes have shape {list(shape)} (C, D, H, W) but the model makes {list(want)}")
-        G = self.G.requires_grad_(False)
-        return fit_prior(
-            G, volumes, steps=steps, batch=batch, seed=seed, model_sha256=self.sha256, source=source, progress=progress
-        )
 
     def ws_from_seeds(
         self, seeds: Sequence[int], trunc: float = 1.0, labels: Any = None, trunc_cutoff: int | None = None

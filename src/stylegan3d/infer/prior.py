@@ -145,15 +145,17 @@ def fit_prior(
     source: str = "",
     progress: bool = False,
 ) -> WPrior:
-    """Project ``volumes`` (``[N, C, D, H, W]`` in [0, 1]: array or anything with ``get(rows)``) into W
-    and fit a Gaussian to the projected w.
+    """Project ``volumes`` (``[N, C, D, H, W]`` in [0, 1]: an array, a VolumeSet or whatever
+    :func:`stylegan3d.metrics.volumes.as_volume_set` reads) into W and fit a Gaussian to the projected w.
 
     ``steps`` per projection (W space, the model's fixed noise maps), ``batch`` volumes projected
     at once (memory grows with it). N must be at least 2; a warning when N <= w_dim (the fitted
     Gaussian then lies in the span of the subjects).
     """
     from stylegan3d.infer.projector import ProjectorConfig, project_volumes
+    from stylegan3d.metrics.volumes import as_volume_set
 
+    volumes = as_volume_set(volumes)
     n = len(volumes)
     if n < 2:
         raise UserError(f"fitting a W prior needs at least 2 volumes, got {n}")
@@ -165,10 +167,8 @@ def fit_prior(
     cfg = ProjectorConfig(space="w", steps=steps, optimize_noise=False, noise_init="const", seed=seed)
     t0 = time.perf_counter()
     ws, mse = [], []
-    for start in range(0, n, batch):
-        rows = np.arange(start, min(n, start + batch))
-        chunk = volumes.get(rows) if hasattr(volumes, "get") else np.asarray(volumes[start : start + len(rows)])
-        outs = project_volumes(G, torch.as_tensor(np.asarray(chunk, dtype=np.float32)), cfg=cfg, progress=progress)
+    for _, chunk in volumes.batches(batch):
+        outs = project_volumes(G, torch.from_numpy(chunk), cfg=cfg, progress=progress)
         for o, target in zip(outs, chunk, strict=True):
             ws.append(o.ws[0].numpy().astype(np.float64))
             mse.append(float(np.mean((o.reconstruction - target) ** 2)))
