@@ -16,12 +16,11 @@ import json
 import sys
 
 import numpy as np
-from diversity import HELDOUT
+from diversity import HELDOUT, SEEDS
 
 from stylegan3d.infer.api import load
 from stylegan3d.metrics.evaluate import EvalSettings, evaluate
 
-SEEDS = list(range(1000, 1064))
 FG = 0.1
 
 
@@ -38,11 +37,11 @@ def match_foreground(vols: np.ndarray, ref_sorted: np.ndarray) -> np.ndarray:
 
 def fids(fake: np.ndarray, real: np.ndarray) -> dict[str, float]:
     doc = evaluate(fake, real, EvalSettings(metrics=["fid_slice", "fid_triplanar"], n_boot=0, cache=False))
-    return {k: round(e["value"], 1) for k, e in doc["metrics"].items() if k in ("fid_slice", "fid_triplanar")} | {
-        f"{k} real vs real": round(e["real_vs_real"]["value"], 1)
-        for k, e in doc["metrics"].items()
-        if k in ("fid_slice", "fid_triplanar")
-    }
+    out = {}
+    for k in ("fid_slice", "fid_triplanar"):
+        e = doc["metrics"][k]
+        out[k], out[f"{k} real vs real"] = round(e["value"], 1), round(e["real_vs_real"]["value"], 1)
+    return out
 
 
 def main(ckpt: str, prior: str | None = None, psi: float = 1.0) -> None:
@@ -53,7 +52,7 @@ def main(ckpt: str, prior: str | None = None, psi: float = 1.0) -> None:
     real = np.load(HELDOUT).astype(np.float32)
     ref = np.sort(real[real > FG])
     res = {"raw": fids(fake, real), "matched": fids(match_foreground(fake, ref), match_foreground(real, ref))}
-    for name, r in res.items():
+    for r in res.values():
         r["slice ratio"] = round(r["fid_slice"] / r["fid_slice real vs real"], 2)
         r["tri ratio"] = round(r["fid_triplanar"] / r["fid_triplanar real vs real"], 2)
     print(json.dumps({"ckpt": ckpt, "prior": prior, "psi": psi, **res}, indent=1))
