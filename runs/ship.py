@@ -3,6 +3,7 @@
 .venv/bin/python runs/ship.py demo-8mm          # -> src/stylegan3d/models/demo-8mm.{safetensors,json}
 .venv/bin/python runs/ship.py demo-8mm CKPT     # a chosen checkpoint of the run instead of its latest
 .venv/bin/python runs/ship.py demo-8mm --pictures   # also docs/images/shipped-*.png via the CLI
+.venv/bin/python runs/ship.py demo-8mm-cifar CKPT --as demo-8mm   # ship run demo-8mm-cifar as model demo-8mm
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ DESCRIPTION = {
 }
 
 
-def ship(name: str, ckpt: Path | None = None) -> Path:
+def ship(run: str, ckpt: Path | None = None, name: str | None = None) -> Path:
+    """Save run ``run``'s G_ema (latest checkpoint, or ``ckpt``) as shipped model ``name`` (default: the run name)."""
     from stylegan3d.checkpoint import load_generator, save_model
     from stylegan3d.models import MODELS_DIR
 
-    G, found = load_generator(ckpt or HERE / name)
+    name = name or run
+    G, found = load_generator(ckpt or HERE / run)
     meta = found.meta
     extra = {
         "kimg": meta.kimg,
@@ -32,7 +35,7 @@ def ship(name: str, ckpt: Path | None = None) -> Path:
         "description": DESCRIPTION[name],
         "trained_from": {
             "checkpoint_sha256": found.sha256,
-            "run": f"runs/{name}",
+            "run": f"runs/{run}",
             "file": found.path.name,
             "metrics": meta.metrics,
         },
@@ -41,7 +44,7 @@ def ship(name: str, ckpt: Path | None = None) -> Path:
 
 
 def pictures(name: str) -> None:
-    """Samples, mixing grid and projections of the shipped model, made by the CLI as a user would."""
+    """Samples (mapping and shipped W prior), mixing grid and projections of the shipped model, made by the CLI."""
     import nibabel  # noqa: F401  (fail early without the environment)
 
     tmp = HERE / f"pictures-{name}"
@@ -53,6 +56,7 @@ def pictures(name: str) -> None:
     gen3 = str(tmp / "gen" / "seed0003.nii.gz")
     jobs = [
         ["generate", "--model", name, "--seeds", "0-7", "--out", str(tmp / "gen")],
+        ["generate", "--model", name, "--prior", name, "--seeds", "0-7", "--out", str(tmp / "gen-prior")],
         ["mix", "--model", name, "--rows", "10,11,12", "--cols", "20,21,22", "--out", str(tmp / "mix")],
         ["project", "--model", name, "--target", gen3, *steps, "--out", str(tmp / "proj-gen")],
         ["project", "--model", name, "--target", str(held_out), *steps, "--out", str(tmp / "proj-heldout")],
@@ -64,6 +68,7 @@ def pictures(name: str) -> None:
     images = ROOT / "docs" / "images"
     for src, dst in [
         (tmp / "gen" / "contact_sheet.png", f"shipped-{name}-samples.png"),
+        (tmp / "gen-prior" / "contact_sheet.png", f"shipped-{name}-samples-prior.png"),
         (next((tmp / "mix").glob("*.png")), f"shipped-{name}-mixing.png"),
         (tmp / "proj-gen" / "compare.png", f"shipped-{name}-projection-generated.png"),
         (tmp / "proj-heldout" / "compare.png", f"shipped-{name}-projection-heldout.png"),
@@ -76,8 +81,14 @@ def pictures(name: str) -> None:
 
 
 if __name__ == "__main__":
-    run, *rest = sys.argv[1:]
+    args = sys.argv[1:]
+    name = None
+    if "--as" in args:
+        i = args.index("--as")
+        name = args[i + 1]
+        del args[i : i + 2]
+    run, *rest = args
     if "--pictures" not in rest:
-        print("shipped", ship(run, Path(rest[0]) if rest else None))
+        print("shipped", ship(run, Path(rest[0]) if rest else None, name))
     else:
-        pictures(run)
+        pictures(name or run)

@@ -28,10 +28,10 @@ KEYS = ("recall", "precision", "density", "coverage", "fd3d")
 
 
 def kimg_of(ckpt: str) -> str:
-    """The checkpoint's kimg as the file names write it (``0345.00``); ``shipped`` for a model name."""
-    sidecar = Path(ckpt).with_suffix(".json")
-    if not sidecar.is_file():
-        return "shipped"
+    """The checkpoint's (or shipped model's) kimg as the file names write it (``0345.00``)."""
+    from stylegan3d.models import resolve_model_or_path
+
+    sidecar = resolve_model_or_path(ckpt).with_suffix(".json")
     return f"{json.loads(sidecar.read_text())['kimg']:07.2f}"
 
 
