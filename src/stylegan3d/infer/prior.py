@@ -1,12 +1,12 @@
 """A fitted W prior: sample w from a Gaussian fitted to real subjects projected into W.
 
 Why: StyleGAN samples ``w = mapping(z)``. On the small cohorts this project trains on, the
-mapping's W distribution is narrower than the cohort (docs/quality.md, the variety study): the
-shipped demo-8mm's mapped w span about 5 effective directions, while its training subjects
-projected into W span about 12 with 3x the variance, and the synthesis network renders those
-projected w as brains. Drawing w from a Gaussian fitted to the projected subjects gives the same
-generator much higher recall at unchanged precision. This is a sampler beside truncation psi:
-the network is unchanged.
+mapping's W distribution can be narrower than the cohort (docs/quality.md, the variety study): a
+305-kimg demo-8mm with an 8-layer mapping spanned about 5 effective directions, while its training
+subjects projected into W spanned about 12 with 3x the variance, and the synthesis network renders
+those projected w as brains. Drawing w from a Gaussian fitted to the projected subjects gave that
+generator much higher recall at almost the same precision (the shipped 2-layer-mapping model gains
+less: docs/quality.md). This is a sampler beside truncation psi: the network is unchanged.
 
 Fitting: every volume is projected into W (one w for all layers; the model's fixed noise maps,
 as ``noise_mode='const'`` sampling uses; :func:`~stylegan3d.infer.projector.project_volumes` in
