@@ -2,12 +2,13 @@
 
 .venv/bin/python runs/ship.py demo-8mm          # -> src/stylegan3d/models/demo-8mm.{safetensors,json}
 .venv/bin/python runs/ship.py demo-8mm CKPT     # a chosen checkpoint of the run instead of its latest
-.venv/bin/python runs/ship.py demo-8mm --pictures   # also docs/images/shipped-*.png via the CLI
+.venv/bin/python runs/ship.py demo-8mm --pictures   # only draw docs/images/shipped-*.png of the shipped model
 .venv/bin/python runs/ship.py demo-8mm-cifar CKPT --as demo-8mm   # ship run demo-8mm-cifar as model demo-8mm
 """
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
@@ -81,14 +82,13 @@ def pictures(name: str) -> None:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    name = None
-    if "--as" in args:
-        i = args.index("--as")
-        name = args[i + 1]
-        del args[i : i + 2]
-    run, *rest = args
-    if "--pictures" not in rest:
-        print("shipped", ship(run, Path(rest[0]) if rest else None, name))
+    ap = argparse.ArgumentParser(description="Ship a run's G_ema as a package model, or draw its pictures.")
+    ap.add_argument("run", help="run folder under runs/")
+    ap.add_argument("ckpt", nargs="?", type=Path, help="checkpoint to ship (default: the run's latest)")
+    ap.add_argument("--as", dest="name", help="shipped model name (default: the run name)")
+    ap.add_argument("--pictures", action="store_true", help="draw the shipped model's pictures instead of shipping")
+    args = ap.parse_args()
+    if args.pictures:
+        pictures(args.name or args.run)
     else:
-        pictures(name or run)
+        print("shipped", ship(args.run, args.ckpt, args.name))
